@@ -1,0 +1,21 @@
+"""Search spaces: validated configs (:mod:`.config`) and ranges with sampling/mutation (:mod:`.ranges`)."""
+
+from lts.space.config import (
+    CONFIG_TYPES,
+    FAMILIES,
+    Config,
+    GPT2Config,
+    TransXLConfig,
+    clip_cutoffs,
+    config_from_dict,
+    config_from_json,
+)
+
+__all__ = [
+    "CONFIG_TYPES", "FAMILIES", "Config", "GPT2Config", "TransXLConfig",
+    "clip_cutoffs", "config_from_dict", "config_from_json",
+]
+
+from lts.space.ranges import Dim, SearchSpace, load_space  # noqa: E402
+
+__all__ += ["Dim", "SearchSpace", "load_space"]

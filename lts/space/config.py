@@ -1,0 +1,275 @@
+"""Typed, validated architecture configs for the two LTS families, with canonical JSON and a stable id.
+
+A config describes one architecture completely (everything that changes the parameter count,
+the FLOPs or the latency), and nothing about training. Both families share the projected
+adaptive input embedding / adaptive softmax of Transformer-XL (as LTS's ``hf_gpt2_flex`` does):
+
+* ``gpt2``   -- GPT-2 decoder (learned absolute positions over ``tgt_len`` slots), heterogeneous
+                ``n_head`` and ``d_inner`` per layer.
+* ``transxl`` -- Transformer-XL ``mem_transformer`` (relative positional attention, recurrence
+                memory of ``mem_len`` steps), heterogeneous ``n_head`` and ``d_inner`` per layer.
+
+Structural rules (divisibility, list lengths, positive sizes, cutoffs inside the vocabulary) are
+checked here; whether a config lies inside a particular search space's ranges is the space's job
+(:mod:`lts.space.ranges`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Union
+
+from lts.errors import ConfigError
+
+FAMILIES = ("gpt2", "transxl")
+
+
+def _int(name: str, value: Any, minimum: int = 1) -> int:
+    # bool is an int subclass; a JSON `true` for a width is a mistake, not a 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _int_list(name: str, value: Any, length: int, minimum: int = 1) -> tuple[int, ...]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value] * length  # a scalar means "the same in every layer"
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of {length} integers, got {value!r}")
+    if len(value) != length:
+        raise ConfigError(f"{name} has {len(value)} entries but n_layer is {length}")
+    return tuple(_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Base:
+    """Fields and rules shared by both families."""
+
+    family: ClassVar[str] = ""
+
+    n_layer: int
+    d_model: int
+    d_embed: int
+    div_val: int
+    n_head: tuple[int, ...]
+    d_inner: tuple[int, ...]
+    vocab_size: int
+    cutoffs: tuple[int, ...]
+    tie_weight: bool
+    tie_projs: tuple[bool, ...]
+    tgt_len: int
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen dataclass: normalise in place once, at construction
+        n_layer = _int("n_layer", self.n_layer)
+        set_(self, "n_layer", n_layer)
+        set_(self, "d_model", _int("d_model", self.d_model))
+        d_embed = self.d_embed
+        if d_embed == -1:  # LTS's convention: -1 means "same as d_model"
+            d_embed = self.d_model
+        set_(self, "d_embed", _int("d_embed", d_embed))
+        div_val = _int("div_val", self.div_val)
+        set_(self, "div_val", div_val)
+        set_(self, "n_head", _int_list("n_head", self.n_head, n_layer))
+        set_(self, "d_inner", _int_list("d_inner", self.d_inner, n_layer))
+        vocab = _int("vocab_size", self.vocab_size, minimum=2)
+        set_(self, "vocab_size", vocab)
+        set_(self, "tgt_len", _int("tgt_len", self.tgt_len))
+        set_(self, "tie_weight", _bool("tie_weight", self.tie_weight))
+
+        if not isinstance(self.cutoffs, (list, tuple)):
+            raise ConfigError(f"cutoffs must be a list of integers, got {self.cutoffs!r}")
+        cutoffs = tuple(_int(f"cutoffs[{i}]", c) for i, c in enumerate(self.cutoffs))
+        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
+            raise ConfigError(f"cutoffs must be strictly increasing, got {list(cutoffs)}")
+        if cutoffs and cutoffs[-1] >= vocab:
+            raise ConfigError(
+                f"cutoffs must lie below vocab_size={vocab}, got {list(cutoffs)}"
+                " (use lts.space.config.clip_cutoffs to drop the outer ones)"
+            )
+        set_(self, "cutoffs", cutoffs)
+        n_clusters = len(cutoffs) + 1
+        tie_projs = self.tie_projs
+        if isinstance(tie_projs, bool):
+            tie_projs = [tie_projs] * n_clusters
+        if not isinstance(tie_projs, (list, tuple)) or len(tie_projs) != n_clusters:
+            raise ConfigError(
+                f"tie_projs must be a list of {n_clusters} booleans (one per adaptive cluster), "
+                f"got {tie_projs!r}"
+            )
+        set_(self, "tie_projs", tuple(_bool(f"tie_projs[{i}]", t) for i, t in enumerate(tie_projs)))
+
+        for i, d_emb_i in enumerate(self.cluster_dims()):
+            if d_emb_i < 1:
+                raise ConfigError(
+                    f"div_val={div_val} leaves cluster {i} with no embedding width "
+                    f"(d_embed={self.d_embed}); lower div_val or remove cutoffs"
+                )
+
+    # -- derived quantities -------------------------------------------------------------
+    def cluster_dims(self) -> list[int]:
+        """Embedding width of each adaptive cluster (head first)."""
+        if self.div_val == 1:
+            return [self.d_embed] * (len(self.cutoffs) + 1)
+        return [self.d_embed // (self.div_val**i) for i in range(len(self.cutoffs) + 1)]
+
+    def cluster_sizes(self) -> list[int]:
+        """Number of vocabulary entries in each adaptive cluster (head first)."""
+        ends = [0, *self.cutoffs, self.vocab_size]
+        return [b - a for a, b in zip(ends, ends[1:])]
+
+    # -- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def canonical_json(self) -> str:
+        """Sorted keys, no whitespace: identical architectures give identical bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def arch_id(self) -> str:
+        """Stable id: the first 16 hex digits of the SHA-256 of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)  # type: ignore[return-value]
+
+    @property
+    def is_homogeneous(self) -> bool:
+        return len(set(self.n_head)) == 1 and len(set(self.d_inner)) == 1
+
+
+@dataclass(frozen=True)
+class GPT2Config(_Base):
+    """GPT-2 decoder with per-layer heads and FFN widths (LTS's ``hf_gpt2_flex``).
+
+    Positions are learned for ``tgt_len`` slots (``n_positions`` in GPT-2 terms), as in LTS.
+    """
+
+    family: ClassVar[str] = "gpt2"
+
+    n_layer: int = 4
+    d_model: int = 256
+    d_embed: int = 256
+    div_val: int = 1
+    n_head: tuple[int, ...] = 4  # type: ignore[assignment]  # a scalar broadcasts to every layer
+    d_inner: tuple[int, ...] = 1024  # type: ignore[assignment]
+    vocab_size: int = 50264
+    cutoffs: tuple[int, ...] = (19997, 39997)
+    tie_weight: bool = True
+    tie_projs: tuple[bool, ...] = (False, True, True)
+    tgt_len: int = 192
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for i, h in enumerate(self.n_head):
+            if self.d_model % h:
+                raise ConfigError(
+                    f"n_head[{i}]={h} does not divide d_model={self.d_model}"
+                )
+
+
+@dataclass(frozen=True)
+class TransXLConfig(_Base):
+    """Transformer-XL (``mem_transformer``) with relative positional attention and memory.
+
+    ``d_head=-1`` (the LTS default) gives each layer ``d_model // n_head[i]`` per head.
+    """
+
+    family: ClassVar[str] = "transxl"
+
+    n_layer: int = 4
+    d_model: int = 256
+    d_embed: int = 256
+    div_val: int = 1
+    n_head: tuple[int, ...] = 4  # type: ignore[assignment]  # a scalar broadcasts to every layer
+    d_inner: tuple[int, ...] = 1024  # type: ignore[assignment]
+    vocab_size: int = 267736
+    cutoffs: tuple[int, ...] = (19997, 39997, 199997)
+    tie_weight: bool = True
+    tie_projs: tuple[bool, ...] = (False, True, True, True)
+    tgt_len: int = 192
+    mem_len: int = 192
+    d_head: int = -1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "mem_len", _int("mem_len", self.mem_len, minimum=0))
+        if self.d_head == -1:
+            for i, h in enumerate(self.n_head):
+                if self.d_model % h:
+                    raise ConfigError(
+                        f"n_head[{i}]={h} does not divide d_model={self.d_model} (d_head=-1)"
+                    )
+        else:
+            object.__setattr__(self, "d_head", _int("d_head", self.d_head))
+        if self.d_model % 2:
+            raise ConfigError(
+                f"d_model must be even for sinusoidal relative positions, got {self.d_model}"
+            )
+
+    def head_dim(self, layer: int) -> int:
+        return self.d_model // self.n_head[layer] if self.d_head == -1 else self.d_head
+
+
+Config = Union[GPT2Config, TransXLConfig]
+CONFIG_TYPES: dict[str, type] = {"gpt2": GPT2Config, "transxl": TransXLConfig}
+
+
+def clip_cutoffs(cutoffs: list[int] | tuple[int, ...], vocab_size: int) -> list[int]:
+    """Drop cutoffs at or beyond the vocabulary, as LTS does when it reuses WT103 cutoffs."""
+    return [int(c) for c in cutoffs if int(c) < vocab_size]
+
+
+def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Config:
+    """Build and validate a config from a plain mapping (parsed JSON/YAML).
+
+    Unknown keys are refused, so that a typo ("n_heads") is not silently ignored.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    fam = data.pop("family", None) or family
+    if family is not None and fam != family:
+        raise ConfigError(f"family is {fam!r} but {family!r} was expected")
+    if fam not in CONFIG_TYPES:
+        raise ConfigError(f"family must be one of {list(FAMILIES)}, got {fam!r}")
+    cls = CONFIG_TYPES[fam]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} for family {fam!r}")
+    if "n_layer" not in data:
+        raise ConfigError("n_layer is required")
+    vocab = data.get("vocab_size")
+    if "cutoffs" not in data and isinstance(vocab, int) and not isinstance(vocab, bool):
+        data["cutoffs"] = clip_cutoffs(cls().cutoffs, vocab)
+    if "tie_projs" not in data and isinstance(data.get("cutoffs"), (list, tuple)):
+        data["tie_projs"] = [False] + [True] * len(data["cutoffs"])
+    return cls(**data)
+
+
+def config_from_json(text: str, source: str = "config") -> Config:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    return config_from_dict(data)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from lts.space.ranges import SearchSpace
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """../shared beside the checkout; tests that need it skip, with the reason, when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"reference material not found at {SHARED} (../shared beside the checkout)")
+    return SHARED
+
+
+def small_space(family: str, **over) -> SearchSpace:
+    """A space of small models (fast to build for real) that still exercises every code path."""
+    spec = {
+        "family": family,
+        "n_layer": {"min": 1, "max": 3},
+        "d_model": [16, 32, 48],
+        "d_embed": [8, 16, 32],
+        "div_val": [1, 2, 4],
+        "n_head": [1, 2, 4, 8],
+        "d_inner": {"min": 8, "max": 64},
+        "vocab_size": 300,
+        "cutoffs": [50, 120],
+        "tgt_len": 12,
+    }
+    if family == "transxl":
+        spec["mem_len"] = 6
+    spec.update(over)
+    return SearchSpace.from_dict(spec)
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(1234)
