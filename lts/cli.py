@@ -127,6 +127,176 @@ def cmd_reference_pack(args: argparse.Namespace) -> None:
     print(f"packed {n} published architectures")
 
 
+def cmd_measure(args: argparse.Namespace) -> None:
+    from lts.cost import Measurer, Protocol, detect_device
+
+    configs = [cfg for _, cfg in _read_configs(args.file)]  # a bad file fails before any measuring
+    device = detect_device(args.device_name, kind=args.kind, threads=args.threads)
+    protocol = Protocol(batch=args.batch, seq_len=args.seq_len, backend=args.backend, kind=args.kind,
+                        threads=device.threads)
+    with Measurer(device, protocol, memory_limit_mb=args.memory_limit_mb, timeout_s=args.timeout) as m:
+        for cfg in configs:
+            row = m.measure(cfg).to_dict()
+            print(_dump({**row, "family": cfg.family, "device": device.to_dict()}), flush=True)
+
+
+# -- search and store ---------------------------------------------------------------------
+def _store(args: argparse.Namespace):
+    from lts.store.db import open_store
+
+    return open_store(args.db)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    import contextlib
+
+    from tqdm import tqdm
+
+    from lts.search.objectives import Constraints
+    from lts.search.session import new_run, open_runner
+
+    store = _store(args)
+    if args.resume:
+        run_id = args.resume
+    else:
+        if args.budget is None and args.time_budget is None:
+            raise LtsError("give --budget N (evaluations) and/or --time-budget SECONDS")
+        run_id = new_run(
+            store, args.space, args.device_name, budget=args.budget, time_budget=args.time_budget,
+            objectives=args.objectives,
+            constraints=Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params),
+            strategy=args.strategy, seed=args.seed, population=args.population, generation=args.generation,
+            batch=args.batch, seq_len=args.seq_len, threads=args.threads,
+        )
+    print(f"run {run_id}", flush=True)
+    with contextlib.ExitStack() as stack:
+        runner = open_runner(store, run_id, stack)
+        bar = stack.enter_context(tqdm(total=runner.settings.budget, desc=f"search {run_id}", unit="arch",
+                                       disable=args.no_progress, file=sys.stderr))
+        bar.update(len(runner.members))
+
+        def progress(p: Any) -> None:
+            bar.update(p.n_evaluated - bar.n)
+            hv = "-" if p.hypervolume is None else f"{p.hypervolume:.4f}"
+            bar.set_postfix_str(f"frontier={p.frontier_size} hv={hv}", refresh=False)
+
+        runner.on_progress = progress
+        try:
+            run = runner.run_to_end()
+        except KeyboardInterrupt:
+            raise LtsError(f"interrupted; resume with: lts search --resume {run_id}") from None
+    hv = "-" if run["hypervolume"] is None else f"{run['hypervolume']:.4f}"
+    print(f"status {run['status']}: {run['n_evaluated']} evaluated, frontier {run['frontier_size']}, hypervolume {hv}")
+    _print_frontier(store, run_id, "table")
+
+
+_FRONT_COLUMNS = ["arch_id", "decoder_params", "latency_ms", "peak_memory_mb", "n_layer", "d_model", "eval_index"]
+
+
+def _print_frontier(store: Any, run_id: str, fmt: str) -> None:
+    from lts.search.runner import frontier_rows
+
+    rows = sorted(frontier_rows(store, run_id), key=lambda r: -r["decoder_params"])
+    if fmt == "json":
+        for r in rows:
+            print(_dump({**{k: r[k] for k in _FRONT_COLUMNS}, "config": json.loads(r["config_json"])}))
+    elif fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(_FRONT_COLUMNS + ["config_json"])
+        for r in rows:
+            w.writerow([r[k] for k in _FRONT_COLUMNS] + [r["config_json"]])
+    else:
+        print(_table([{k: ("-" if r[k] is None else r[k]) for k in _FRONT_COLUMNS} for r in rows], _FRONT_COLUMNS)
+              if rows else "(empty frontier)")
+
+
+def cmd_frontier(args: argparse.Namespace) -> None:
+    _print_frontier(_store(args), args.run_id, args.format)
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    import time as _time
+
+    from lts.search.session import effective_status
+
+    rows = []
+    for r in _store(args).runs():
+        rows.append({"run_id": r["run_id"], "family": r["family"], "strategy": r["strategy"],
+                     "device": r["device_name"] or "-", "status": effective_status(r), "evaluated": r["n_evaluated"],
+                     "budget": r["budget"] or "-", "frontier": r["frontier_size"],
+                     "hypervolume": "-" if r["hypervolume"] is None else round(r["hypervolume"], 4),
+                     "created": _time.strftime("%Y-%m-%d %H:%M", _time.localtime(r["created_at"]))})
+    cols = ["run_id", "family", "strategy", "device", "status", "evaluated", "budget", "frontier", "hypervolume", "created"]
+    print(_table(rows, cols) if rows else "no runs yet: start one with lts search --space gpt2 --device-name NAME --budget 50")
+
+
+def cmd_export_run(args: argparse.Namespace) -> None:
+    from lts.store.bundle import write_bundle
+
+    n = write_bundle(_store(args), args.run_ids, args.output)
+    print(f"wrote {args.output}: " + ", ".join(f"{v} {k}" for k, v in n.items()))
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from lts.store.bundle import import_bundle
+
+    p = Path(args.bundle)
+    if not p.is_file():
+        raise LtsError(f"{args.bundle}: no such file")
+    added = import_bundle(_store(args), p.read_bytes(), args.bundle)
+    print(f"imported {args.bundle}: " + ", ".join(f"{v} new {k}" for k, v in added.items()))
+
+
+def _add_search_commands(sub: Any) -> None:
+    def db_arg(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--db", help="SQLite database (default: $LTS_DB or results/lts.db)")
+
+    s = sub.add_parser("search", help="run (or --resume) a multi-objective architecture search")
+    s.add_argument("--space", default="gpt2", help="gpt2, transxl or a space file")
+    s.add_argument("--device-name", help="name of this device in the results")
+    s.add_argument("--budget", type=int, help="number of architectures to evaluate")
+    s.add_argument("--time-budget", type=float, help="seconds of search (across resumes)")
+    s.add_argument("--objectives", default="proxy,latency,memory", help="comma list of proxy, latency, memory")
+    s.add_argument("--max-latency-ms", type=float)
+    s.add_argument("--max-memory-mb", type=float)
+    s.add_argument("--min-params", type=int, help="minimum decoder parameters")
+    s.add_argument("--max-params", type=int, help="maximum decoder parameters")
+    s.add_argument("--strategy", default="evolution", choices=["evolution", "random"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--population", type=int, default=20, help="evolution: initial random members / parent pool")
+    s.add_argument("--generation", type=int, default=10, help="evolution: children per generation")
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--seq-len", type=int, help="default: the space's tgt_len")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    db_arg(s)
+    s.set_defaults(func=cmd_search)
+
+    r = sub.add_parser("runs", help="list the runs in the database")
+    db_arg(r)
+    r.set_defaults(func=cmd_runs)
+
+    f = sub.add_parser("frontier", help="print a run's Pareto frontier")
+    f.add_argument("run_id")
+    f.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    db_arg(f)
+    f.set_defaults(func=cmd_frontier)
+
+    e = sub.add_parser("export-run", help="write runs and what they reference to a results bundle")
+    e.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    e.add_argument("-o", "--output", required=True)
+    db_arg(e)
+    e.set_defaults(func=cmd_export_run)
+
+    i = sub.add_parser("import", help="import a results bundle (validated, all-or-nothing, idempotent)")
+    i.add_argument("bundle")
+    db_arg(i)
+    i.set_defaults(func=cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lts", description="Training-free, hardware-aware Transformer LM search.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -160,6 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("source")
     pk.add_argument("--dest")
     pk.set_defaults(func=cmd_reference_pack)
+
+    ms = sub.add_parser("measure", help="latency and peak memory of configs on this device (JSON lines)")
+    ms.add_argument("file", help="JSON file: one config, a list, or JSON lines ('-': stdin)")
+    ms.add_argument("--device-name", required=True, help="name of this device in the results")
+    ms.add_argument("--batch", type=int, default=1)
+    ms.add_argument("--seq-len", type=int, help="default: each config's tgt_len")
+    ms.add_argument("--backend", default="torch", help="torch (the only backend wired in)")
+    ms.add_argument("--kind", default="cpu", choices=["cpu", "cuda"])
+    ms.add_argument("--threads", type=int, help="torch threads (default 1)")
+    ms.add_argument("--memory-limit-mb", type=float, help="candidates needing more are infeasible")
+    ms.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate and worker")
+    ms.set_defaults(func=cmd_measure)
+
+    _add_search_commands(sub)
+    __import__("lts.proxies.cli", fromlist=["add_commands"]).add_commands(sub)
+    __import__("lts.validate.cli", fromlist=["add_commands"]).add_commands(sub)
     return p
 
 

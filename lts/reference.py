@@ -123,9 +123,17 @@ def _raw(path: str) -> dict[str, Any]:
 
 
 def load_reference(path: Path = DATA_FILE) -> list[ReferenceRecord]:
-    """Every published architecture as a :class:`ReferenceRecord`, proxies computed by lts."""
+    """Every published architecture as a :class:`ReferenceRecord`, proxies computed by lts.
+
+    Cached per file (the dashboard asks on every page view); treat the records as read-only.
+    """
+    return list(_load_reference(str(path)))
+
+
+@lru_cache(maxsize=2)
+def _load_reference(path: str) -> tuple[ReferenceRecord, ...]:
     out = []
-    for set_name, records in sorted(_raw(str(path))["sets"].items()):
+    for set_name, records in sorted(_raw(path)["sets"].items()):
         kind, fam, dataset, *device = set_name.split("_")
         family = FAMILY_OF[fam]
         for r in records:
@@ -142,7 +150,7 @@ def load_reference(path: Path = DATA_FILE) -> list[ReferenceRecord]:
             else:
                 rec.valid_ppl = ppl
             out.append(rec)
-    return out
+    return tuple(out)
 
 
 def param_agreement(records: list[ReferenceRecord]) -> dict[str, dict[str, int]]:

@@ -28,7 +28,7 @@ def _init_(model: nn.Module, seed: int) -> None:
             elif ".layer_norm." in f".{name}" or ".ln_" in f".{name}":
                 p.fill_(1.0)
             else:
-                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.02)
+                p.normal_(0.0, 0.02, generator=gen)
 
 
 def build_model(

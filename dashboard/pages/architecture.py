@@ -1,0 +1,74 @@
+"""One architecture: per-layer settings, parameter breakdown, every measurement, downloads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from common import store
+from lts.errors import LtsError
+from lts.explore import architecture_detail, architecture_json, architectures_json, hf_config_json
+
+st.title("Architecture")
+s = store()
+recent = [r["arch_id"] for r in s.query(
+    "SELECT arch_id FROM run_members m JOIN architectures a USING (arch_id) WHERE m.on_frontier = 1 "
+    "ORDER BY a.decoder_params DESC LIMIT 200")]
+if "arch_input" not in st.session_state:  # a link (?arch=...) or the best frontier point, once
+    st.session_state["arch_input"] = st.query_params.get("arch") or (recent[0] if recent else "")
+arch_id = st.text_input("Architecture id", key="arch_input", help="16 hex digits; pick points on the Frontier page").strip()
+if not arch_id:
+    st.info("No architecture yet. Run a search, then open a frontier point from the Frontier explorer.")
+    st.stop()
+try:
+    d = architecture_detail(s, arch_id)
+except LtsError as exc:
+    st.error(str(exc))
+    st.stop()
+st.query_params["arch"] = arch_id
+cfg, row = d["config"], d["row"]
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("decoder params", f"{row['decoder_params']:,}")
+c2.metric("total params", f"{row['total_params']:,}")
+c3.metric("GFLOPs / token", f"{row['flops'] / 1e9:.3f}")
+c4.metric("layers · d_model", f"{cfg.n_layer} · {cfg.d_model}")
+st.caption(f"family {cfg.family} · d_embed {cfg.d_embed} · div_val {cfg.div_val} · vocab {cfg.vocab_size:,} · "
+           f"cutoffs {list(cfg.cutoffs)} · tgt_len {cfg.tgt_len}" + (f" · mem_len {cfg.mem_len}" if cfg.family == "transxl" else ""))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Per layer")
+    st.dataframe(d["layers"], hide_index=True, width="stretch")
+with right:
+    st.subheader("Parameters by part")
+    parts = pd.DataFrame({"part": list(d["breakdown"]), "parameters": list(d["breakdown"].values())})
+    st.plotly_chart(px.bar(parts, x="part", y="parameters", height=300), key="breakdown_chart")
+
+st.subheader("Measurements")
+if d["measurements"].empty:
+    st.caption("Not measured on any device yet.")
+else:
+    st.dataframe(d["measurements"], hide_index=True, width="stretch")
+if not d["validation"].empty:
+    st.subheader("Validation perplexity")
+    st.dataframe(d["validation"], hide_index=True)
+st.subheader("Runs")
+st.dataframe(d["runs"], hide_index=True, width="stretch")
+
+c1, c2 = st.columns(2)
+c1.download_button("Download config (lts JSON)", architecture_json(s, arch_id), file_name=f"{arch_id}.json",
+                   mime="application/json", key="dl_arch")
+hf = hf_config_json(s, arch_id)
+if hf is not None:
+    c2.download_button("Download transformers GPT2Config", hf, file_name=f"{arch_id}.hf_config.json",
+                       mime="application/json", key="dl_hf")
+else:
+    c2.caption("No transformers export: heterogeneous layers or adaptive embeddings have no GPT-2 equivalent.")
+
+with st.expander("Download several architectures as one file"):
+    picks = st.multiselect("Architectures", sorted(set(recent) | {arch_id}), default=[arch_id])
+    if picks:
+        st.download_button("Download selection", architectures_json(s, picks), file_name="architectures.json",
+                           mime="application/json", key="dl_many")

@@ -1,0 +1,64 @@
+"""Frontier explorer: fronts of runs (and the LTS paper's) on shared axes, filtered by constraints."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from charts import front_figure, selected_ids
+from common import run_label, store
+from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, run_points, runs_table
+
+st.title("Frontier explorer")
+s = store()
+runs = runs_table(s)
+
+labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+c1, c2 = st.columns([2, 1])
+chosen = c1.multiselect("Runs", list(labels), default=list(labels)[:3], format_func=labels.get)
+paper = c2.multiselect("LTS paper frontiers", reference_sets(), help="published Pareto models (trained on LM1B)")
+
+if not chosen and not paper:
+    st.info("Pick runs (or the LTS paper's frontiers) to plot. No runs yet? Start one on the Search page.")
+    st.stop()
+
+df = pd.concat([run_points(s, chosen), reference_points(paper)], ignore_index=True)
+
+c1, c2, c3, c4 = st.columns(4)
+cost = c1.radio("Cost axis", ["latency_ms", "peak_memory_mb"], format_func={"latency_ms": "latency", "peak_memory_mb": "memory"}.get, horizontal=True)
+log_x = c2.toggle("log x", value=True)
+log_y = c3.toggle("log y", value=True)
+only_front = c4.toggle("front only", value=False)
+
+with st.expander("Constraints", expanded=False):
+    c1, c2, c3 = st.columns(3)
+    max_lat = c1.number_input("max latency (ms, 0 = none)", 0.0, value=0.0)
+    max_mem = c2.number_input("max memory (MB, 0 = none)", 0.0, value=0.0)
+    min_params = c3.number_input("min decoder params (0 = none)", 0, value=0)
+view = apply_constraints(df, max_lat or None, max_mem or None, min_params or None)
+if only_front:
+    view = view[view["on_frontier"].astype(bool)]
+
+st.caption(f"{len(view):,} of {len(df):,} architectures shown · the line is each source's 2-D front "
+           "(most decoder parameters for the cost); select points with a click or a box to inspect them.")
+if view.empty:
+    st.warning("No architecture satisfies these constraints.")
+    st.stop()
+
+event = st.plotly_chart(front_figure(view, cost, log_x, log_y), on_select="rerun",
+                        selection_mode=("points", "box"), key="front_chart")
+picked = selected_ids(event)
+if picked:
+    st.subheader(f"Selected ({len(picked)})")
+    sel = view[view["arch_id"].isin(picked)].drop_duplicates("arch_id")
+    st.dataframe(sel[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "n_layer", "d_model"]],
+                 hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    mine = [a for a in picked if s.query("SELECT 1 FROM architectures WHERE arch_id = ?", (a,))]
+    if mine:
+        c1.download_button("Download selection (JSON)", architectures_json(s, mine),
+                           file_name="architectures.json", mime="application/json", key="dl_selection")
+        target = c2.selectbox("Open", mine, key="open_arch")
+        if c2.button("Open architecture", key="open_btn"):
+            st.session_state["arch_input"] = target
+            st.switch_page("pages/architecture.py")

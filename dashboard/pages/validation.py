@@ -1,0 +1,118 @@
+"""Validation: how well each proxy ranks architectures by perplexity (published and own runs)."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from common import db_path, store
+from lts.errors import LtsError
+from lts.reference import correlations, load_reference
+from lts.validate import page as own
+from lts.validate.page import LaunchForm, launch
+from lts.validate.session import cancel_validation
+
+st.title("Validation")
+s = store()
+
+st.subheader("LTS's published models (trained on WikiText-103)")
+records = [r for r in load_reference() if r.kind == "random"]
+family = st.radio("Family", ["gpt2", "transxl"], horizontal=True)
+proxy = st.selectbox("Proxy", ["decoder_params", "total_params", "flops"])
+rows = [{"arch_id": r.config.arch_id, "name": r.name, "proxy": r.proxies[proxy], "valid_ppl": r.valid_ppl}
+        for r in records if r.family == family]
+table = {(c["set"], c["proxy"]): c for c in correlations(records)}
+set_name = "random_GPT2_wt103" if family == "gpt2" else "random_TransXL_wt103"
+c = table[(set_name, proxy)]
+c1, c2, c3 = st.columns(3)
+c1.metric("architectures", c["n"])
+c2.metric("Spearman", f"{c['spearman']:.3f}")
+c3.metric("Kendall", f"{c['kendall']:.3f}")
+fig = px.scatter(rows, x="proxy", y="valid_ppl", log_x=True, log_y=True, hover_data=["name", "arch_id"],
+                 labels={"proxy": proxy, "valid_ppl": "validation perplexity"}, height=450)
+st.plotly_chart(fig, key="reference_scatter")
+st.caption("Signs are flipped so +1 means a larger proxy ranks exactly as a lower perplexity.")
+st.dataframe([r for r in table.values() if r["set"].startswith("random")], hide_index=True, width="stretch")
+
+st.subheader("Own validation runs")
+st.caption("Architectures trained on a real corpus with one fixed recipe: how well does each proxy rank them?")
+
+
+def start(form: LaunchForm) -> None:
+    try:
+        with st.spinner("Reading the corpus and training the tokenizer (cached after the first time)..."):
+            vid = launch(s, db_path(), form)
+    except LtsError as exc:
+        st.error(str(exc))
+        return
+    st.toast(f"Started validation {vid}")
+    st.session_state["validation_pick"] = vid
+
+
+with st.expander("New validation run", expanded=not own.runs(s)):
+    with st.form("new_validation"):
+        d = LaunchForm()
+        c1, c2, c3, c4 = st.columns(4)
+        family = c1.selectbox("Space", ["gpt2", "transxl"], help="a small validation space of this family")
+        n_archs = c2.number_input("Architectures", 2, 200, d.n_archs)
+        steps = c3.number_input("Steps per architecture", 1, 100_000, d.steps)
+        workers = c4.number_input("Workers", 1, 64, min(d.workers, own.cpu_count()))
+        c1, c2, c3, c4 = st.columns(4)
+        corpus = c1.text_input("Corpus (file or folder; blank: Jane Austen)", value="")
+        run_id = c2.text_input("Search run (optional: train its frontier)", value="")
+        vocab = c3.number_input("BPE vocabulary", 257, 65536, d.vocab)
+        seed = c4.number_input("Seed", 0, 2**31 - 1, d.seed)
+        if st.form_submit_button("Start validation", type="primary"):
+            start(LaunchForm(family=family, n_archs=int(n_archs), steps=int(steps), seed=int(seed),
+                             workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id))
+
+
+@st.fragment(run_every=3)
+def live() -> None:
+    for row in own.active(s):
+        with st.container(border=True):
+            st.markdown(f"**{own.label(row)}**")
+            st.progress(min(1.0, (row["n_done"] + row["n_failed"]) / max(1, row["n_archs"])),
+                        text=f"{row['n_done']} / {row['n_archs']} trained · {row['n_failed']} failed · "
+                             f"{row['elapsed'] or 0:.0f} s")
+            if row["status"] != "cancelling" and st.button("Cancel", key=f"vcancel-{row['validation_id']}"):
+                cancel_validation(s, row["validation_id"])
+                st.rerun(scope="fragment")
+
+
+live()
+
+runs = own.runs(s)
+if not runs:
+    st.info("No validation runs in this database yet. Start one above, or train sampled architectures on a "
+            "corpus with `lts validate --space gpt2 -n 12` to see proxy-vs-perplexity for your own data.")
+    st.stop()
+
+ids = [r["validation_id"] for r in runs]
+by_id = {r["validation_id"]: r for r in runs}
+if st.session_state.get("validation_pick") not in ids:
+    st.session_state["validation_pick"] = ids[0]
+vid = st.selectbox("Validation run", ids, key="validation_pick", format_func=lambda v: own.label(by_id[v]))
+row = by_id[vid]
+for name, text in own.describe(row).items():
+    st.caption(f"**{name}**: {text}")
+if row["message"]:
+    st.caption(f"**status**: {row['status']} · {row['message']}")
+
+frame = own.results_frame(s, vid)
+corr = own.correlation_frame(s, vid)
+done = int((frame["status"] == "done").sum()) if not frame.empty else 0
+if done < 2:
+    st.info(f"{done} of {len(frame)} architectures trained so far: the correlations appear from two on.")
+else:
+    cols = st.columns(len(corr))
+    for col, c in zip(cols, corr.to_dict("records")):
+        with col:
+            st.plotly_chart(own.scatter(frame, c["proxy"], c), key=f"own_scatter_{c['proxy']}")
+            st.metric(f"Spearman · {c['proxy']}", "-" if c["spearman"] is None else f"{c['spearman']:+.3f}",
+                      help="95% bootstrap interval over architectures")
+            if c["spearman_lo"] is not None:
+                st.caption(f"95% CI [{c['spearman_lo']:+.3f}, {c['spearman_hi']:+.3f}] · Kendall "
+                           f"{c['kendall']:+.3f} [{c['kendall_lo']:+.3f}, {c['kendall_hi']:+.3f}]")
+    st.dataframe(corr, hide_index=True, width="stretch", key="own_correlations")
+st.dataframe(frame, hide_index=True, width="stretch", key="own_results")

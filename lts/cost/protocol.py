@@ -1,0 +1,112 @@
+"""The measurement protocol: what is timed (input shape, backend, device kind, threads, clock).
+
+Defaults follow LTS: batch 1 and a segment of the config's ``tgt_len`` tokens (``seq_len=None``);
+Transformer-XL is timed in the steady state, with a full memory of ``mem_len`` steps. Inputs are
+the same seeded random tokens for every candidate.
+
+``key`` names only what changes the measured value -- backend, kind, batch, seq_len, threads and
+(when it is not the default for the kind and threads) the clock, e.g. ``torch-cpu-b1-sdefault-t1``
+-- so that a store can cache a measurement by (arch_id, device_id, protocol key). The stopping
+rule (``rel_ci``, repeats, time cap, warm-up) changes how precisely the value is known, not what
+it is, and stays out of the key.
+
+Stopping rule (:mod:`lts.cost.stats`): after ``warmup`` untimed forwards, time forwards until at
+least ``min_repeats`` are in and the distribution-free 95% confidence interval of the median lies
+within ``+-rel_ci`` of the median (with fewer than 6 samples: all of them do), or ``max_repeats``
+forwards are in, or ``max_seconds`` of timing have passed (checked once ``min_repeats`` are in).
+The latency is the median; its spread is the CV (standard deviation / mean) of the timed forwards.
+
+Threads: one by default, because on a shared 2-core machine a second intra-op thread makes
+every forward wait for whichever core is busiest. Measured here with other jobs running (load
+average 3-6): with 2 threads the benchmark's forwards took 5-14x as long as with one, its ranking
+tau fell to 0.64 and a measurement took 10 s; with 1 thread, tau 0.87-0.96 at 1.5-2.1 s.
+
+Clock: with one CPU thread, the default ``"cpu"`` clock times each forward by the CPU time of the
+thread that runs it (``time.thread_time``), which is the forward's latency on an otherwise idle
+core but does not count the time the thread spends preempted by other processes. In six
+benchmark runs on a busy machine (load average 2.7-5.2 on 2 cores) it gave median CVs of 1.2-2.0%
+and ranking taus of 0.87-0.96, where elapsed time in the same runs gave 2.4-13% and 0.83-0.96.
+Both are recorded; ``clock="wall"`` makes elapsed time (``perf_counter``) the latency. More than
+one thread and CUDA always use the wall clock (on CUDA between ``torch.cuda.synchronize()`` calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from lts.errors import LtsError
+
+DEFAULT_THREADS = 1
+BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (see README)
+CLOCKS = ("wall", "cpu")
+
+
+def _pos_int(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise LtsError(f"protocol {name} must be a positive integer, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    batch: int = 1
+    seq_len: int | None = None  # None -> the config's tgt_len
+    backend: str = "torch"
+    kind: str = "cpu"  # "cpu" or "cuda"
+    threads: int = DEFAULT_THREADS
+    rel_ci: float = 0.03  # stop when the 95% CI of the median is within +-3% of it
+    max_seconds: float = 0.5  # cap on the timed loop (checked once min_repeats are in)
+    min_repeats: int = 3
+    max_repeats: int = 50
+    warmup: int = 1  # untimed forwards before the timed ones (they also fill the heap those recycle)
+    clock: str | None = None  # "wall" or "cpu"; None: "cpu" for one CPU thread, else "wall"
+
+    def __post_init__(self) -> None:
+        _pos_int("batch", self.batch)
+        if self.seq_len is not None:
+            _pos_int("seq_len", self.seq_len)
+        if self.backend not in BACKENDS:
+            raise LtsError(
+                f"backend {self.backend!r} is not available (choose from {list(BACKENDS)}; "
+                "ONNX Runtime is not wired in)"
+            )
+        if self.kind not in ("cpu", "cuda"):
+            raise LtsError(f"protocol kind must be 'cpu' or 'cuda', got {self.kind!r}")
+        _pos_int("threads", self.threads)
+        _pos_int("min_repeats", self.min_repeats)
+        _pos_int("max_repeats", self.max_repeats)
+        _pos_int("warmup", self.warmup)
+        if self.max_repeats < self.min_repeats:
+            raise LtsError(f"protocol max_repeats={self.max_repeats} is below min_repeats={self.min_repeats}")
+        if self.clock is None:
+            object.__setattr__(self, "clock", self.default_clock)
+        if self.clock not in CLOCKS:
+            raise LtsError(f"protocol clock must be one of {list(CLOCKS)}, got {self.clock!r}")
+        if self.clock == "cpu" and (self.kind != "cpu" or self.threads != 1):
+            raise LtsError("clock 'cpu' times a single CPU thread: it needs kind 'cpu' and threads 1")
+        if not (isinstance(self.rel_ci, (int, float)) and 0 < self.rel_ci < 1):
+            raise LtsError(f"protocol rel_ci must lie in (0, 1), got {self.rel_ci!r}")
+        if not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise LtsError(f"protocol max_seconds must be positive, got {self.max_seconds!r}")
+
+    @property
+    def key(self) -> str:
+        """Stable, readable cache key, e.g. ``torch-cpu-b1-sdefault-t1``."""
+        seq = "default" if self.seq_len is None else str(self.seq_len)
+        clock = "" if self.clock == self.default_clock else f"-{self.clock}"
+        return f"{self.backend}-{self.kind}-b{self.batch}-s{seq}-t{self.threads}{clock}"
+
+    @property
+    def default_clock(self) -> str:
+        return "cpu" if self.kind == "cpu" and self.threads == 1 else "wall"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Protocol":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def seq_len_for(self, config: Any) -> int:
+        return self.seq_len if self.seq_len is not None else int(config.tgt_len)

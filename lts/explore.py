@@ -1,0 +1,215 @@
+"""Read-side queries for exploring results: the dashboard's pages are thin views over these.
+
+Everything returns pandas DataFrames (or plain dicts) built from parameterised SQL, filtered in
+the database so a page stays fast with tens of thousands of architectures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lts.errors import LtsError
+from lts.proxies.params import breakdown
+from lts.search.pareto import pareto_mask
+from lts.space.config import config_from_json
+from lts.store.db import Store
+
+POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "family", "decoder_params",
+                 "total_params", "latency_ms", "peak_memory_mb", "feasible", "n_layer", "d_model"]
+
+
+def _ph(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def runs_table(store: Store) -> pd.DataFrame:
+    from lts.search.session import effective_status
+
+    rows = store.runs()
+    for r in rows:
+        r["status"] = effective_status(r)
+    return pd.DataFrame(rows, columns=[
+        "run_id", "family", "strategy", "device_name", "device_id", "status", "n_evaluated", "budget",
+        "frontier_size", "hypervolume", "elapsed", "message", "created_at", "updated_at", "objectives_json",
+        "constraints_json",
+    ] if not rows else None)
+
+
+def devices_table(store: Store) -> pd.DataFrame:
+    rows = store.devices()
+    out = []
+    for d in rows:
+        rec = json.loads(d["record_json"])
+        out.append({"device_id": d["device_id"], "name": d["name"], "kind": d["kind"],
+                    "cpu_model": rec.get("cpu_model"), "cores": rec.get("cores"), "ram_gb": rec.get("ram_gb"),
+                    "gpu": rec.get("gpu"), "threads": rec.get("threads"), "torch_version": rec.get("torch_version")})
+    return pd.DataFrame(out, columns=["device_id", "name", "kind", "cpu_model", "cores", "ram_gb", "gpu",
+                                      "threads", "torch_version"])
+
+
+def run_points(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
+    """Every evaluated architecture of the given runs, with its measurement on the run's device."""
+    if not run_ids:
+        return pd.DataFrame(columns=POINT_COLUMNS + ["on_frontier"])
+    rows = store.query(
+        f"""SELECT COALESCE(d.name, 'proxy only') || ' · ' || r.run_id AS source, COALESCE(d.name, '(proxy only)') AS device_name,
+                   r.device_id, r.run_id, a.arch_id, a.family, a.decoder_params, a.total_params,
+                   x.latency_ms, x.peak_memory_mb, m.feasible, a.n_layer, a.d_model, m.on_frontier
+            FROM run_members m JOIN runs r USING (run_id) JOIN architectures a USING (arch_id)
+            LEFT JOIN devices d ON d.device_id = r.device_id
+            LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = r.device_id AND x.protocol = r.protocol
+            WHERE m.run_id IN ({_ph(run_ids)})""",
+        list(run_ids),
+    )
+    return pd.DataFrame(rows, columns=POINT_COLUMNS + ["on_frontier"])
+
+
+def reference_points(set_names: Iterable[str] | None = None) -> pd.DataFrame:
+    """LTS's published Pareto models as points, device names like 'LTS paper: Core i7'."""
+    from lts.reference import load_reference
+
+    wanted = set(set_names) if set_names is not None else None
+    rows = []
+    for r in load_reference():
+        if r.kind != "pareto" or (wanted is not None and r.set_name not in wanted):
+            continue
+        rows.append({"source": f"paper {r.set_name}", "device_name": r.device_name, "device_id": None,
+                     "run_id": None, "arch_id": r.config.arch_id, "family": r.family,
+                     "decoder_params": r.proxies["decoder_params"], "total_params": r.proxies["total_params"],
+                     "latency_ms": r.latency_ms, "peak_memory_mb": r.memory_mb, "feasible": 1,
+                     "n_layer": r.config.n_layer, "d_model": r.config.d_model, "on_frontier": 1})
+    return pd.DataFrame(rows, columns=POINT_COLUMNS + ["on_frontier"])
+
+
+def reference_sets() -> list[str]:
+    from lts.reference import load_reference
+
+    return sorted({r.set_name for r in load_reference() if r.kind == "pareto"})
+
+
+def apply_constraints(df: pd.DataFrame, max_latency_ms: float | None = None, max_memory_mb: float | None = None,
+                      min_params: int | None = None) -> pd.DataFrame:
+    keep = df["feasible"].astype(bool)
+    if max_latency_ms is not None:
+        keep &= df["latency_ms"].notna() & (df["latency_ms"] <= max_latency_ms)
+    if max_memory_mb is not None:
+        keep &= df["peak_memory_mb"].notna() & (df["peak_memory_mb"] <= max_memory_mb)
+    if min_params is not None:
+        keep &= df["decoder_params"] >= min_params
+    return df[keep]
+
+
+def front_2d(df: pd.DataFrame, cost: str, group: str = "source") -> pd.DataFrame:
+    """Per group, the 2-D Pareto front of (maximise decoder_params, minimise ``cost``), sorted by cost.
+
+    The rows come back with ``front_2d`` set, ready to draw as a staircase line.
+    """
+    parts = []
+    for _, g in df.dropna(subset=[cost]).groupby(group, sort=False):
+        g = g[g["feasible"].astype(bool)]
+        if g.empty:
+            continue
+        F = np.column_stack([-g["decoder_params"].to_numpy(float), g[cost].to_numpy(float)])
+        parts.append(g[pareto_mask(F)].sort_values(cost))
+    if not parts:
+        return df.iloc[0:0]
+    return pd.concat(parts)
+
+
+def device_ratio_table(store: Store, device_a: str, device_b: str) -> pd.DataFrame:
+    """Architectures measured on both devices (feasible on both), with B/A latency and memory ratios."""
+    rows = store.query(
+        """SELECT a.arch_id, a.decoder_params, xa.protocol AS protocol,
+                  xa.latency_ms AS latency_a, xb.latency_ms AS latency_b,
+                  xa.peak_memory_mb AS memory_a, xb.peak_memory_mb AS memory_b
+           FROM measurements xa JOIN measurements xb ON xa.arch_id = xb.arch_id AND xa.protocol = xb.protocol
+           JOIN architectures a ON a.arch_id = xa.arch_id
+           WHERE xa.device_id = ? AND xb.device_id = ? AND xa.infeasible IS NULL AND xb.infeasible IS NULL""",
+        (device_a, device_b),
+    )
+    df = pd.DataFrame(rows, columns=["arch_id", "decoder_params", "protocol", "latency_a", "latency_b",
+                                     "memory_a", "memory_b"])
+    df["latency_ratio"] = df["latency_b"] / df["latency_a"]
+    df["memory_ratio"] = df["memory_b"] / df["memory_a"]
+    return df
+
+
+def device_points(store: Store, device_ids: Sequence[str]) -> pd.DataFrame:
+    """Every feasible measurement on the given devices (all runs, all protocols), with proxies."""
+    if not device_ids:
+        return pd.DataFrame(columns=POINT_COLUMNS + ["protocol"])
+    rows = store.query(
+        f"""SELECT d.name AS source, d.name AS device_name, x.device_id, NULL AS run_id, a.arch_id, a.family,
+                   a.decoder_params, a.total_params, x.latency_ms, x.peak_memory_mb,
+                   CASE WHEN x.infeasible IS NULL THEN 1 ELSE 0 END AS feasible, a.n_layer, a.d_model, x.protocol
+            FROM measurements x JOIN architectures a USING (arch_id) JOIN devices d USING (device_id)
+            WHERE x.device_id IN ({_ph(device_ids)})""",
+        list(device_ids),
+    )
+    return pd.DataFrame(rows, columns=POINT_COLUMNS + ["protocol"])
+
+
+def architecture_detail(store: Store, arch_id: str) -> dict[str, Any]:
+    rows = store.query("SELECT * FROM architectures WHERE arch_id = ?", (arch_id,))
+    if not rows:
+        raise LtsError(f"no architecture {arch_id!r} in {store.path}")
+    a = rows[0]
+    cfg = config_from_json(a["config_json"])
+    layers = pd.DataFrame({
+        "layer": range(cfg.n_layer),
+        "n_head": cfg.n_head,
+        "d_head": [cfg.d_model // h if cfg.family == "gpt2" or cfg.d_head == -1 else cfg.d_head for h in cfg.n_head],
+        "d_inner": cfg.d_inner,
+    })
+    measurements = pd.DataFrame(store.query(
+        """SELECT d.name AS device, x.protocol, x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb,
+                  x.infeasible, x.measured_at FROM measurements x JOIN devices d USING (device_id)
+           WHERE x.arch_id = ? ORDER BY d.name""", (arch_id,)),
+        columns=["device", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb", "infeasible", "measured_at"])
+    runs = pd.DataFrame(store.query(
+        "SELECT run_id, eval_index, generation, feasible, on_frontier FROM run_members WHERE arch_id = ?", (arch_id,)),
+        columns=["run_id", "eval_index", "generation", "feasible", "on_frontier"])
+    return {"row": a, "config": cfg, "layers": layers, "breakdown": breakdown(cfg),
+            "measurements": measurements, "runs": runs, "validation": validation_of(store, arch_id)}
+
+
+def validation_of(store: Store, arch_id: str) -> pd.DataFrame:
+    """Validation perplexities of an architecture, when the validation tables exist."""
+    if "validation_results" not in store.db.table_names():
+        return pd.DataFrame(columns=["validation_id", "valid_ppl"])
+    return pd.DataFrame(store.query(
+        "SELECT validation_id, valid_ppl FROM validation_results WHERE arch_id = ? AND valid_ppl IS NOT NULL",
+        (arch_id,)), columns=["validation_id", "valid_ppl"])
+
+
+def architectures_json(store: Store, arch_ids: Sequence[str]) -> bytes:
+    """A selection of architectures as one JSON document (configs, proxies, measurements)."""
+    out = []
+    for arch_id in arch_ids:
+        d = architecture_detail(store, arch_id)
+        out.append({
+            "arch_id": arch_id,
+            "config": d["config"].to_dict(),
+            "proxies": {k: d["row"][k] for k in ("decoder_params", "total_params", "flops")},
+            "measurements": json.loads(d["measurements"].to_json(orient="records")),
+        })
+    return json.dumps({"architectures": out}, indent=2, sort_keys=True).encode()
+
+
+def architecture_json(store: Store, arch_id: str) -> bytes:
+    """One architecture's config, in the format ``lts proxy`` and ``lts measure`` read."""
+    return (architecture_detail(store, arch_id)["config"].canonical_json() + "\n").encode()
+
+
+def hf_config_json(store: Store, arch_id: str) -> bytes | None:
+    """The transformers GPT2Config JSON, or None when the shape has no GPT-2 equivalent."""
+    from lts.models.hf import hf_config_dict
+
+    try:
+        return json.dumps(hf_config_dict(architecture_detail(store, arch_id)["config"]), indent=2).encode()
+    except LtsError:
+        return None

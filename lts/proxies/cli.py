@@ -1,0 +1,151 @@
+"""``lts proxies list`` and ``lts proxies compare``: the proxy registry and how well each proxy ranks models.
+
+Registered in :func:`lts.cli.build_parser` by one call to :func:`add_commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lts.errors import LtsError
+
+_COLUMNS = ("set", "proxy", "n", "spearman", "kendall", "top10_overlap", "seconds_per_arch", "note")
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if key == "seconds_per_arch":
+        return f"{v:.2e}" if v < 0.01 else f"{v:.3f}"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = _COLUMNS) -> str:
+    cells = [[_fmt(c, r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from lts.proxies.registry import PROXIES
+
+    rows = [spec.metadata() for spec in PROXIES.values()]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+        return
+    table = [{**r, **{k: "yes" if r[k] else "no" for k in ("needs_model", "needs_data", "needs_grad", "higher_is_better")}}
+             for r in rows]
+    print(format_table(table, ("name", "needs_model", "needs_data", "needs_grad", "higher_is_better", "summary")))
+
+
+def _progress(label: str, enabled: bool) -> Callable[[int, int], None] | None:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="arch", file=sys.stderr)
+        bar["bar"].update(done - bar["bar"].n)
+        if done == total:
+            bar["bar"].close()
+
+    return update
+
+
+def _db_path(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("LTS_DB", "results/lts.db"))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    import torch
+
+    from lts.proxies.compute import ProxySettings
+    from lts.proxies.registry import select
+
+    if args.limit is not None and args.limit < 2:
+        raise LtsError(f"--limit must be at least 2 (a rank correlation needs two models), got {args.limit}")
+    if args.write_cache is not None and (args.limit is not None or args.proxies or args.validation is not None):
+        raise LtsError("--write-cache stores the full reference comparison: drop --limit, --proxies and --validation")
+    proxies = [s.name for s in select(args.proxies)]  # validates the names before any work
+    settings = ProxySettings(batch=args.batch, seq_len=args.seq_len, seed=args.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # fixed thread count: deterministic values, modest CPU use
+    try:
+        rows = _compare_rows(args, proxies, settings)
+    finally:
+        torch.set_num_threads(threads)  # main() may run inside a longer process (tests, the dashboard)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+    else:
+        print(format_table(rows))
+
+
+def _compare_rows(args: argparse.Namespace, proxies: list[str], settings: Any) -> list[dict[str, Any]]:
+    from lts.proxies.compare import CACHE_FILE, compare_reference, compare_validation, compute_reference, write_cache
+
+    show = not args.no_progress and not args.json
+    rows: list[dict[str, Any]] = []
+    if args.validation is not None:
+        from lts.store.db import Store
+
+        db = _db_path(args.db)
+        if not db.is_file():
+            raise LtsError(f"{db}: no database, so no validation run yet; train some architectures with lts validate first")
+        with Store(db) as store:
+            rows += compare_validation(store, args.validation or None, proxies, settings, args.corpus,
+                                       _progress("validation", show))
+    if args.reference or args.validation is None:
+        if args.write_cache is not None:
+            dest = Path(args.write_cache) if args.write_cache else CACHE_FILE
+            doc = compute_reference(proxies, None, settings, args.corpus, _progress("reference", show))
+            write_cache(doc, dest)
+            print(f"wrote {dest} ({len(doc['records'])} architectures, {doc['wall_seconds']} s)", file=sys.stderr)
+            rows += doc["rows"]
+        else:
+            rows += compare_reference(proxies, args.limit, args.recompute, settings, corpus=args.corpus,
+                                      progress=_progress("reference", show))
+    return rows
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``lts proxies ...`` to the ``lts`` sub-command parser."""
+    p = sub.add_parser("proxies", help="training-free proxies: list them, compare them on trained models")
+    ps = p.add_subparsers(dest="proxies_cmd", required=True)
+
+    ls = ps.add_parser("list", help="every registered proxy and what it needs")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    c = ps.add_parser("compare", help="Spearman, Kendall, top-10%% overlap and s/arch of each proxy")
+    c.add_argument("--reference", action="store_true",
+                   help="LTS's 400 published models (the default when --validation is not given)")
+    c.add_argument("--validation", nargs="?", const="", metavar="ID",
+                   help="a validation run of the database (no ID: the latest)")
+    c.add_argument("--db", help="SQLite database (default: $LTS_DB or results/lts.db)")
+    c.add_argument("--limit", type=int, help="only the first N published models of each set (computed live)")
+    c.add_argument("--proxies", help="comma list of proxies (default: all)")
+    c.add_argument("--recompute", action="store_true", help="recompute instead of reading the shipped cache")
+    c.add_argument("--write-cache", nargs="?", const="", metavar="PATH",
+                   help="recompute the full reference comparison and write it (default: lts/data/proxy_reference.json)")
+    c.add_argument("--corpus", help="text file or folder for the token batch (default: the shipped corpus)")
+    c.add_argument("--batch", type=int, default=16, help="sequences in the token batch")
+    c.add_argument("--seq-len", type=int, default=32, help="tokens per sequence")
+    c.add_argument("--seed", type=int, default=0, help="model init and batch seed")
+    c.add_argument("--threads", type=int, default=1, help="torch threads")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_compare)

@@ -1,0 +1,1 @@
+"""Multi-objective search: objectives, Pareto tools, strategies and the resumable runner."""

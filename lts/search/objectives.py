@@ -1,0 +1,88 @@
+"""Objectives and constraints of a search, and their minimisation-form matrix.
+
+``proxy`` is maximised (decoder parameters, LTS's perplexity surrogate); ``latency`` and
+``memory`` are minimised. For the hypervolume each objective is divided by a reference scale so
+the indicator is a unitless share of the box [(-1, 0, 0), (0, 1, 1)], comparable across runs that
+share a reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from lts.errors import LtsError
+
+# name -> (column, sign): sign -1 turns a maximised value into a minimised one
+OBJECTIVES: dict[str, tuple[str, int]] = {
+    "proxy": ("decoder_params", -1),
+    "latency": ("latency_ms", 1),
+    "memory": ("peak_memory_mb", 1),
+}
+MEASURED = ("latency", "memory")
+
+
+def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
+    names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown:
+        raise LtsError(f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}")
+    if "proxy" not in names:
+        raise LtsError("the objectives must include 'proxy' (the perplexity surrogate)")
+    if len(set(names)) != len(names):
+        raise LtsError("an objective is listed twice")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    min_params: int | None = None
+    max_params: int | None = None
+
+    def __post_init__(self) -> None:
+        for k, v in asdict(self).items():
+            if v is not None and v <= 0:
+                raise LtsError(f"constraint {k} must be positive, got {v}")
+        if self.min_params and self.max_params and self.min_params > self.max_params:
+            raise LtsError("constraint min_params is larger than max_params")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Constraints":
+        return cls(**d)
+
+    def params_ok(self, decoder_params: int) -> bool:
+        """Checked before measuring: a candidate outside the parameter range is never measured."""
+        return not ((self.min_params and decoder_params < self.min_params)
+                    or (self.max_params and decoder_params > self.max_params))
+
+    def violation(self, row: Mapping[str, Any]) -> str | None:
+        """Why a measured row breaks a cost constraint, or None."""
+        lat, mem = row.get("latency_ms"), row.get("peak_memory_mb")
+        if self.max_latency_ms is not None and lat is not None and lat > self.max_latency_ms:
+            return f"latency {lat:.1f} ms > {self.max_latency_ms:g} ms"
+        if self.max_memory_mb is not None and mem is not None and mem > self.max_memory_mb:
+            return f"memory {mem:.1f} MB > {self.max_memory_mb:g} MB"
+        return None
+
+
+def objective_matrix(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str]) -> np.ndarray:
+    """Rows x objectives, minimisation form (maximised objectives negated)."""
+    F = np.empty((len(rows), len(objectives)))
+    for j, name in enumerate(objectives):
+        col, sign = OBJECTIVES[name]
+        F[:, j] = [sign * float(r[col]) for r in rows]
+    return F
+
+
+def hv_reference(objectives: Sequence[str], scales: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(divisor per objective, reference point) for a normalised hypervolume."""
+    div = np.array([scales[name] for name in objectives], dtype=float)
+    ref = np.array([0.0 if OBJECTIVES[name][1] < 0 else 1.0 for name in objectives])
+    return div, ref

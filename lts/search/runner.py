@@ -1,0 +1,339 @@
+"""Run a search: propose (strategy), evaluate (proxy + measurement), persist (store), resume.
+
+Durability protocol, which makes ``kill -9`` at any instant lose nothing and duplicate nothing:
+
+1. Before evaluating a generation, its proposals and the generator state *after* proposing are
+   written to ``runs.state_json`` in one transaction.
+2. Each evaluation (architecture row, measurement, membership with its ``eval_index``, progress
+   counters, frontier flags) is one transaction.
+3. Resuming reloads the members, evaluates the pending proposals that are not members yet, restores
+   the generator state and carries on. A kill before step 1 commits re-proposes the same
+   generation from the previous state, so a resumed run follows the path of an uninterrupted one.
+
+Measurements are cached by (architecture, device, protocol) across runs: a candidate measured
+before on this device is reused, never measured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from lts.errors import LtsError
+from lts.proxies.params import decoder_params, proxy_values
+from lts.search.objectives import MEASURED, Constraints, hv_reference, objective_matrix
+from lts.search.pareto import hypervolume, pareto_mask
+from lts.search.strategies import STRATEGIES, EvolutionSettings, propose
+from lts.space.config import Config, config_from_json
+from lts.space.ranges import SearchSpace
+from lts.store.db import Store
+
+MeasureFn = Callable[[Config], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    space: SearchSpace
+    objectives: tuple[str, ...] = ("proxy", "latency", "memory")
+    constraints: Constraints = Constraints()
+    strategy: str = "evolution"
+    seed: int = 0
+    budget: int | None = 100
+    time_budget: float | None = None
+    evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise LtsError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if self.budget is None and self.time_budget is None:
+            raise LtsError("give a budget (evaluations) or a time budget (seconds)")
+        if self.budget is not None and self.budget < 1:
+            raise LtsError(f"budget must be >= 1, got {self.budget}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise LtsError(f"time budget must be positive, got {self.time_budget}")
+
+    @property
+    def needs_measurement(self) -> bool:
+        c = self.constraints
+        return any(o in MEASURED for o in self.objectives) or c.max_latency_ms is not None or c.max_memory_mb is not None
+
+
+def max_decoder_params(space: SearchSpace) -> int:
+    """Decoder parameters of the largest architecture in ``space`` (the proxy's scale)."""
+    d_model = max(space._choices("d_model"))
+    n_layer = max(space._choices("n_layer"))
+    d_embed = max(space._choices("d_embed"))
+    cfg = space.make(
+        n_layer=n_layer, d_model=d_model, d_embed=d_embed, div_val=space._div_vals_for(d_embed)[0],
+        n_head=[max(space._heads_for(d_model))] * n_layer, d_inner=[max(space._choices("d_inner"))] * n_layer,
+    )
+    return decoder_params(cfg)
+
+
+def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any] | None, protocol: str | None) -> str:
+    """Register a run (status 'created'); returns its id."""
+    run_id = uuid.uuid4().hex[:12]
+    now = time.time()
+    with store.write() as conn:
+        if device is not None:
+            store.upsert_device(conn, dict(device))
+        conn.execute(
+            "INSERT INTO runs (run_id, family, space_json, strategy, objectives_json, constraints_json, seed,"
+            " budget, time_budget, device_id, protocol, status, state_json, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, settings.space.family, json.dumps(settings.space.to_dict(), sort_keys=True),
+             settings.strategy, json.dumps(list(settings.objectives)),
+             json.dumps(settings.constraints.to_dict(), sort_keys=True), settings.seed, settings.budget,
+             settings.time_budget, device["device_id"] if device else None, protocol, "created",
+             json.dumps({"evolution": settings.evolution.__dict__}), now, now),
+        )
+    return run_id
+
+
+def settings_of(run: Mapping[str, Any]) -> SearchSettings:
+    state = json.loads(run["state_json"] or "{}")
+    return SearchSettings(
+        space=SearchSpace.from_dict(json.loads(run["space_json"])),
+        objectives=tuple(json.loads(run["objectives_json"])),
+        constraints=Constraints.from_dict(json.loads(run["constraints_json"])),
+        strategy=run["strategy"],
+        seed=run["seed"],
+        budget=run["budget"],
+        time_budget=run["time_budget"],
+        evolution=EvolutionSettings(**state.get("evolution", {})),
+    )
+
+
+def _rng_to_json(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(data: list) -> random.Random:
+    rng = random.Random()
+    rng.setstate((data[0], tuple(data[1]), data[2]))
+    return rng
+
+
+@dataclass
+class Progress:
+    n_evaluated: int
+    frontier_size: int
+    hypervolume: float | None
+    elapsed: float
+
+
+class SearchRunner:
+    """Drives one run to completion (or until cancelled); safe to construct again to resume."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        measure: MeasureFn | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.run = store.run(run_id)
+        self.settings = settings_of(self.run)
+        self.measure = measure
+        self.on_progress = on_progress
+        if self.settings.needs_measurement and measure is None:
+            raise LtsError("this search measures latency/memory: a measure function is required")
+        self.state = json.loads(self.run["state_json"] or "{}")
+        self.members: list[dict[str, Any]] = self._load_members()
+        self.member_ids = {m["arch_id"] for m in self.members}
+
+    # -- loading --------------------------------------------------------------------------
+    def _load_members(self) -> list[dict[str, Any]]:
+        return self.store.run_rows(self.run_id)
+
+    def _scales(self) -> dict[str, float] | None:
+        """Hypervolume scales, fixed once per run so that its hypervolume curve is comparable."""
+        if "hv_scales" in self.state:
+            return self.state["hv_scales"]
+        feasible = [m for m in self.members if m["feasible"]]
+        if not feasible or len(self.members) < min(self.settings.evolution.population, self.settings.budget or 10**9):
+            return None
+        c = self.settings.constraints
+        scales = {"proxy": float(max_decoder_params(self.settings.space))}
+        for name, col, limit in (("latency", "latency_ms", c.max_latency_ms), ("memory", "peak_memory_mb", c.max_memory_mb)):
+            if name in self.settings.objectives:
+                scales[name] = float(limit) if limit else 1.5 * max(float(m[col]) for m in feasible)
+        self.state["hv_scales"] = scales
+        return scales
+
+    # -- one evaluation -------------------------------------------------------------------
+    def _evaluate(self, cfg: Config) -> tuple[dict[str, Any] | None, bool]:
+        """(measurement row or None, measured-now?) for ``cfg`` on this run's device."""
+        if not self.settings.needs_measurement:
+            return None, False
+        cached = self.store.measurement(cfg.arch_id, self.run["device_id"], self.run["protocol"])
+        if cached is not None:
+            return cached, False
+        m = dict(self.measure(cfg))  # type: ignore[misc]
+        m.update(arch_id=cfg.arch_id, device_id=self.run["device_id"], protocol=self.run["protocol"])
+        return m, True
+
+    def _frontier(self) -> tuple[set[str], float | None]:
+        feasible = [m for m in self.members if m["feasible"]]
+        if not feasible:
+            return set(), None
+        F = objective_matrix(feasible, self.settings.objectives)
+        mask = pareto_mask(F)
+        front = {m["arch_id"] for m, keep in zip(feasible, mask) if keep}
+        scales = self._scales()
+        hv = None
+        if scales is not None:
+            div, ref = hv_reference(self.settings.objectives, scales)
+            hv = hypervolume(F[mask] / div, ref)
+        return front, hv
+
+    def _record(self, cfg: Config, measurement: dict[str, Any] | None, measured_now: bool, generation: int, elapsed: float) -> None:
+        row: dict[str, Any] = {"arch_id": cfg.arch_id, "config_json": cfg.canonical_json(),
+                               "eval_index": len(self.members), "generation": generation, **proxy_values(cfg)}
+        if measurement is not None:
+            row.update(latency_ms=measurement.get("latency_ms"), peak_memory_mb=measurement.get("peak_memory_mb"),
+                       infeasible=measurement.get("infeasible"))
+        reason = row.get("infeasible") or self.settings.constraints.violation(row)
+        row["feasible"] = int(reason is None)
+        self.members.append(row)
+        self.member_ids.add(cfg.arch_id)
+        front, hv = self._frontier()
+        with self.store.write() as conn:
+            self.store.upsert_architecture(conn, cfg)
+            if measured_now and measurement is not None:
+                self.store.insert_measurement(conn, measurement)
+            conn.execute(
+                "INSERT INTO run_members (run_id, arch_id, eval_index, generation, feasible, on_frontier)"
+                " VALUES (?,?,?,?,?,0)",
+                (self.run_id, cfg.arch_id, row["eval_index"], generation, row["feasible"]),
+            )
+            conn.execute("UPDATE run_members SET on_frontier = 0 WHERE run_id = ? AND on_frontier = 1", (self.run_id,))
+            conn.executemany(
+                "UPDATE run_members SET on_frontier = 1 WHERE run_id = ? AND arch_id = ?",
+                [(self.run_id, a) for a in front],
+            )
+            conn.execute(
+                "UPDATE runs SET n_evaluated = ?, frontier_size = ?, hypervolume = ?, elapsed = ?, updated_at = ?,"
+                " state_json = ? WHERE run_id = ?",
+                (len(self.members), len(front), hv, elapsed, time.time(), json.dumps(self.state), self.run_id),
+            )
+        for m in self.members:
+            m["on_frontier"] = int(m["arch_id"] in front)
+        if self.on_progress:
+            self.on_progress(Progress(len(self.members), len(front), hv, elapsed))
+
+    # -- the loop -------------------------------------------------------------------------
+    def _set_status(self, status: str, message: str | None = None, elapsed: float | None = None) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, message = ?, pid = ?, host = ?, updated_at = ?,"
+                " elapsed = COALESCE(?, elapsed) WHERE run_id = ?",
+                (status, message, os.getpid(), socket.gethostname(), time.time(), elapsed, self.run_id),
+            )
+
+    def _cancel_requested(self) -> bool:
+        return self.store.run(self.run_id)["status"] == "cancelling"
+
+    def _propose_generation(self, rng: random.Random, n: int) -> list[Config]:
+        s = self.settings
+        seen = set(self.member_ids)
+        out: list[Config] = []
+        attempts = 0
+        while len(out) < n and attempts < 200 * n:
+            attempts += 1
+            cfg = propose(s.strategy, s.space, self.members, s.objectives, rng, s.evolution)
+            if cfg.arch_id in seen or not s.constraints.params_ok(decoder_params(cfg)):
+                continue
+            seen.add(cfg.arch_id)
+            out.append(cfg)
+        return out
+
+    def _budget_left(self, elapsed: float) -> bool:
+        s = self.settings
+        if s.budget is not None and len(self.members) >= s.budget:
+            return False
+        return s.time_budget is None or elapsed < s.time_budget
+
+    def run_to_end(self) -> dict[str, Any]:
+        """Run (or resume) until the budget is spent; returns the final run row."""
+        s = self.settings
+        start_elapsed = float(self.run["elapsed"] or 0.0)
+        t0 = time.perf_counter()
+        elapsed = lambda: start_elapsed + time.perf_counter() - t0  # noqa: E731
+        rng = _rng_from_json(self.state["rng"]) if "rng" in self.state else random.Random(s.seed)
+        generation = int(self.state.get("generation", 0))
+        self._set_status("running")
+        try:
+            while self._budget_left(elapsed()):
+                pending = [config_from_json(c) for c in self.state.get("pending", [])]
+                pending = [c for c in pending if c.arch_id not in self.member_ids]
+                if not pending:
+                    room = s.evolution.generation if len(self.members) >= s.evolution.population else s.evolution.population - len(self.members)
+                    if s.budget is not None:
+                        room = min(room, s.budget - len(self.members))
+                    pending = self._propose_generation(rng, max(room, 1))
+                    if not pending:
+                        self._set_status("finished", "the space has no unevaluated architecture left")
+                        return self.store.run(self.run_id)
+                    generation += 1
+                    self.state.update(generation=generation, pending=[c.canonical_json() for c in pending],
+                                      rng=_rng_to_json(rng))
+                    with self.store.write() as conn:
+                        conn.execute("UPDATE runs SET state_json = ?, updated_at = ? WHERE run_id = ?",
+                                     (json.dumps(self.state), time.time(), self.run_id))
+                for cfg in pending:
+                    if not self._budget_left(elapsed()):
+                        break
+                    if self._cancel_requested():
+                        self._set_status("cancelled", f"cancelled after {len(self.members)} evaluations", elapsed())
+                        return self.store.run(self.run_id)
+                    measurement, measured_now = self._evaluate(cfg)
+                    self._record(cfg, measurement, measured_now, generation, elapsed())
+                self.state["pending"] = []
+        except KeyboardInterrupt:
+            self._set_status("interrupted", "stopped by the user; resume with lts search --resume", elapsed())
+            raise
+        except Exception as exc:
+            self._set_status("failed", f"{type(exc).__name__}: {exc}".splitlines()[0], elapsed())
+            raise
+        self._set_status("finished", elapsed=elapsed())
+        return self.store.run(self.run_id)
+
+
+def frontier_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    return store.run_rows(run_id, frontier_only=True)
+
+
+def run_hypervolume(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], scales: Mapping[str, float]) -> float:
+    """Normalised hypervolume of the feasible rows, for comparing runs under one reference."""
+    feasible = [r for r in rows if r["feasible"]]
+    if not feasible:
+        return 0.0
+    div, ref = hv_reference(objectives, scales)
+    F = objective_matrix(feasible, objectives) / div
+    return hypervolume(F[pareto_mask(F)], ref)
+
+
+def common_scales(runs_rows: Sequence[Sequence[Mapping[str, Any]]], objectives: Sequence[str], space: SearchSpace) -> dict[str, float]:
+    """One hypervolume reference for several runs: 1.1 x the worst feasible cost seen in any of them."""
+    scales = {"proxy": float(max_decoder_params(space))}
+    for name, col in (("latency", "latency_ms"), ("memory", "peak_memory_mb")):
+        if name in objectives:
+            vals = [float(r[col]) for rows in runs_rows for r in rows if r["feasible"]]
+            scales[name] = 1.1 * max(vals) if vals else 1.0
+    return scales
+
+
+__all__ = [
+    "SearchSettings", "SearchRunner", "create_run", "settings_of", "frontier_rows", "run_hypervolume",
+    "common_scales", "max_decoder_params", "Progress",
+]

@@ -1,0 +1,126 @@
+"""How well each training-free proxy ranks the trained architectures: Spearman and Kendall with bootstrap CIs.
+
+Sign convention as in :func:`lts.reference.correlations`: +1 means "a larger proxy ranks exactly
+as a lower perplexity" (the LTS paper's 0.967 for GPT-2's decoder parameters).
+
+The proxies are every numeric column of the ``architectures`` table that describes the model's
+size or cost (``decoder_params``, ``total_params``, ``flops`` today); a proxy added later as a new
+column is picked up without touching this module. The confidence intervals resample the
+architectures with replacement (percentile bootstrap, seeded), which on a dozen models is the
+honest statement of how much the ranking could move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from lts.store.db import Store
+
+# Numeric columns of `architectures` that are bookkeeping or shape, not proxies.
+NOT_PROXIES = frozenset({"created_at", "n_layer", "d_model"})
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    n_resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+def proxy_columns(store: Store) -> list[str]:
+    """The proxy columns of ``architectures``, in table order."""
+    cols = store.conn.execute("PRAGMA table_info(architectures)").fetchall()
+    numeric = ("INT", "REAL", "FLOA", "DOUB", "NUM")
+    return [c[1] for c in cols if c[1] not in NOT_PROXIES and any(t in (c[2] or "").upper() for t in numeric)]
+
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    return stats.rankdata(a, axis=1)
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman of each row pair (vectorised); NaN where a row is constant."""
+    rx, ry = _rank_rows(x), _rank_rows(y)
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair (vectorised, as scipy's default); NaN where a row is constant."""
+    n = x.shape[1]
+    iu = np.triu_indices(n, k=1)
+    out = np.empty(x.shape[0])
+    step = max(1, 4_000_000 // max(1, n * n))  # bounded memory for long rows
+    for a in range(0, x.shape[0], step):
+        xs, ys = x[a:a + step], y[a:a + step]
+        dx = np.sign(xs[:, :, None] - xs[:, None, :])[:, iu[0], iu[1]]
+        dy = np.sign(ys[:, :, None] - ys[:, None, :])[:, iu[0], iu[1]]
+        den = np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[a:a + step] = np.where(den > 0, (dx * dy).sum(axis=1) / den, np.nan)
+    return out
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None, None
+    tail = (1.0 - confidence) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def correlate(
+    rows: Sequence[Mapping[str, Any]],
+    proxies: Sequence[str],
+    bootstrap: BootstrapSettings = BootstrapSettings(),
+) -> list[dict[str, Any]]:
+    """One row per proxy: n, Spearman and Kendall (+1 = larger proxy, lower perplexity) with CIs.
+
+    ``rows`` are architectures with a ``valid_ppl`` (rows without one are ignored).
+    """
+    rows = [r for r in rows if r.get("valid_ppl") is not None and np.isfinite(r["valid_ppl"])]
+    ppl = np.array([r["valid_ppl"] for r in rows], dtype=float)
+    out = []
+    for proxy in proxies:
+        values = np.array([float(r[proxy]) if r.get(proxy) is not None else np.nan for r in rows], dtype=float)
+        keep = np.isfinite(values)
+        x, y = values[keep], -ppl[keep]
+        row: dict[str, Any] = {"proxy": proxy, "n": int(keep.sum()), "spearman": None, "spearman_lo": None,
+                               "spearman_hi": None, "spearman_p": None, "kendall": None, "kendall_lo": None,
+                               "kendall_hi": None, "kendall_p": None}
+        if row["n"] >= 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
+            sp, kt = stats.spearmanr(x, y), stats.kendalltau(x, y)
+            row.update(spearman=_finite(sp.statistic), spearman_p=_finite(sp.pvalue),
+                       kendall=_finite(kt.statistic), kendall_p=_finite(kt.pvalue))
+            if bootstrap.n_resamples:
+                # The same seed for every proxy: proxies defined on the same rows get the same
+                # resamples, so their intervals are comparable.
+                rng = np.random.default_rng(bootstrap.seed)
+                idx = rng.integers(0, row["n"], size=(bootstrap.n_resamples, row["n"]))
+                xb, yb = x[idx], y[idx]
+                row["spearman_lo"], row["spearman_hi"] = _interval(_spearman_rows(xb, yb), bootstrap.confidence)
+                row["kendall_lo"], row["kendall_hi"] = _interval(_kendall_rows(xb, yb), bootstrap.confidence)
+        out.append(row)
+    return out
+
+
+def validation_correlations(
+    store: Store, validation_id: str, bootstrap: BootstrapSettings = BootstrapSettings()
+) -> list[dict[str, Any]]:
+    """The correlation table of one validation run, over its finished architectures."""
+    from lts.validate.session import result_rows
+
+    rows = [r for r in result_rows(store, validation_id) if r["status"] == "done"]
+    return correlate(rows, proxy_columns(store), bootstrap)

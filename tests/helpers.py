@@ -1,0 +1,24 @@
+"""Shared test helpers: a deterministic stand-in for on-device measurement."""
+
+from __future__ import annotations
+
+from lts.proxies.params import forward_flops, total_params
+
+FAKE_DEVICE = {"device_id": "fa4edeadbeef0001", "name": "fake-device", "kind": "cpu",
+               "cpu_model": "test", "cores": 2, "ram_gb": 24.0, "gpu": None, "torch_version": "x", "threads": 1}
+
+
+class FakeMeasure:
+    """Latency from FLOPs and memory from parameters: deterministic, instant, and counted."""
+
+    def __init__(self, fail_on: set[str] | None = None):
+        self.calls: list[str] = []
+        self.fail_on = fail_on or set()
+
+    def __call__(self, cfg):
+        self.calls.append(cfg.arch_id)
+        if cfg.arch_id in self.fail_on:
+            return {"latency_ms": None, "latency_cv": None, "repeats": 0, "peak_memory_mb": None,
+                    "infeasible": "out of memory (fake)", "seconds": 0.0}
+        return {"latency_ms": forward_flops(cfg) / 1e6, "latency_cv": 0.01, "repeats": 5,
+                "peak_memory_mb": 4 * total_params(cfg) / 2**20, "infeasible": None, "seconds": 0.0}
