@@ -40,5 +40,16 @@ def small_space(family: str, **over) -> SearchSpace:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread, as the CLI uses: stable timings on a shared 2-core machine, bit-stable values."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng() -> random.Random:
     return random.Random(1234)

@@ -19,13 +19,7 @@ from lts.proxies.registry import PROXIES, get, names, select
 from lts.store.db import Store
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread, as the CLI uses: stable timings on a shared 2-core machine, bit-stable values."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_metadata():

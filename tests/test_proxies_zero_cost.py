@@ -17,13 +17,7 @@ from lts.proxies.tokens import corpus_batch, fit_to_vocab, stream_batch
 from lts.space.config import config_from_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread, as the CLI uses: stable timings on a shared 2-core machine, bit-stable values."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 DATA_PROXIES = ("grad_norm", "snip", "synflow", "jacob_cov", "naswot", "head_confidence")

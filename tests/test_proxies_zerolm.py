@@ -14,13 +14,7 @@ from lts.proxies.params import decoder_params
 from lts.space.config import config_from_dict
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread, as the CLI uses: stable timings on a shared 2-core machine, bit-stable values."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fill(model, value: float) -> None:

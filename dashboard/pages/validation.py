@@ -7,6 +7,7 @@ import streamlit as st
 
 from common import db_path, store
 from lts.errors import LtsError
+from lts.proxies.compare import compare_reference
 from lts.reference import correlations, load_reference
 from lts.validate import page as own
 from lts.validate.page import LaunchForm, launch
@@ -33,6 +34,15 @@ fig = px.scatter(rows, x="proxy", y="valid_ppl", log_x=True, log_y=True, hover_d
 st.plotly_chart(fig, key="reference_scatter")
 st.caption("Signs are flipped so +1 means a larger proxy ranks exactly as a lower perplexity.")
 st.dataframe([r for r in table.values() if r["set"].startswith("random")], hide_index=True, width="stretch")
+
+st.subheader("Proxy comparison on the published models")
+st.caption("Every registered proxy (`lts proxies compare --reference`): Spearman, Kendall, the share of the "
+           "20 best models among the proxy's top 20, and seconds per architecture on one CPU thread.")
+suite = [r for r in compare_reference() if r["family"] == family]
+st.dataframe(
+    [{k: r[k] for k in ("proxy", "n", "spearman", "kendall", "top10_overlap", "seconds_per_arch", "note")} for r in suite],
+    hide_index=True, width="stretch", key="proxy_suite",
+)
 
 st.subheader("Own validation runs")
 st.caption("Architectures trained on a real corpus with one fixed recipe: how well does each proxy rank them?")

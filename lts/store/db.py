@@ -27,7 +27,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import sqlite_utils
 
@@ -299,15 +299,3 @@ class Store:
 
 def open_store(path: str | Path | None = None) -> Store:
     return Store(path if path is not None else DEFAULT_DB)
-
-
-def retry_locked(fn: Callable[[], Any], attempts: int = 5) -> Any:
-    """Run ``fn``; on a stray 'database is locked' (a reader racing a checkpoint) try again."""
-    for i in range(attempts):
-        try:
-            return fn()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or i == attempts - 1:
-                raise
-            time.sleep(0.05 * (i + 1))
-    return None
