@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from lts.errors import LtsError
+from lts.proxies.cli import add_commands as add_proxy_commands
+from lts.validate.cli import add_commands as add_validate_commands
 
 
 def _dump(obj: Any) -> str:
@@ -344,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     ms.set_defaults(func=cmd_measure)
 
     _add_search_commands(sub)
-    __import__("lts.proxies.cli", fromlist=["add_commands"]).add_commands(sub)
-    __import__("lts.validate.cli", fromlist=["add_commands"]).add_commands(sub)
+    add_proxy_commands(sub)
+    add_validate_commands(sub)
     return p
 
 
