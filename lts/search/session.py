@@ -96,13 +96,19 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
 
 def launch_background(db_path: str | Path, run_id: str, log_dir: str | Path | None = None) -> int:
     """Run ``lts search --resume RUN_ID`` detached (own session, survives the caller); returns its pid."""
+    args = ["search", "--resume", run_id, "--db", str(db_path), "--no-progress"]
+    return spawn_detached(args, db_path, f"{run_id}.log", log_dir)
+
+
+def spawn_detached(lts_args: list[str], db_path: str | Path, log_name: str, log_dir: str | Path | None = None) -> int:
+    """Start ``python -m lts.cli *lts_args`` in its own session, output appended to a log beside the
+    database (``logs/``), so it outlives the caller (a browser session, a CLI); returns its pid."""
     log_dir = Path(log_dir) if log_dir else Path(db_path).resolve().parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / f"{run_id}.log", "ab")
-    cmd = [sys.executable, "-m", "lts.cli", "search", "--resume", run_id, "--db", str(db_path), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log.close()
+    with open(log_dir / log_name, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lts.cli", *lts_args], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return proc.pid
 
 

@@ -12,9 +12,6 @@ process or by :func:`launch_background` in a detached ``lts validate --resume`` 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lts.errors import LtsError
+from lts.search.session import process_alive, spawn_detached
 from lts.space.config import Config, config_from_json
 from lts.store.db import Store
 from lts.validate.candidates import choose, retarget, spread, validation_space
@@ -169,33 +167,20 @@ def token_data(validation: Mapping[str, Any]) -> tuple[TokenData, str]:
 
 
 # -- processes ----------------------------------------------------------------------------
-def _process_alive(pid: int | None) -> bool:
-    from lts.search.session import process_alive
-
-    return process_alive(pid)
-
-
 def effective_status(row: Mapping[str, Any]) -> str:
     """The stored status, or 'stopped' for a validation whose process died without saying so."""
     status = row["status"]
-    if status in ("running", "cancelling") and not _process_alive(row.get("pid")):
+    if status in ("running", "cancelling") and not process_alive(row.get("pid")):
         return "stopped"
-    if status == "created" and row.get("pid") and not _process_alive(row["pid"]):
+    if status == "created" and row.get("pid") and not process_alive(row["pid"]):
         return "stopped"  # launched in the background, but the process died before it started
     return status
 
 
 def launch_background(db_path: str | Path, validation_id: str, workers: int = 1, log_dir: str | Path | None = None) -> int:
     """Run ``lts validate --resume ID`` detached (own session, outlives the caller); returns its pid."""
-    log_dir = Path(log_dir) if log_dir else Path(db_path).resolve().parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / f"validation-{validation_id}.log", "ab")
-    cmd = [sys.executable, "-m", "lts.cli", "validate", "--resume", validation_id, "--db", str(db_path),
-           "--workers", str(workers), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log.close()
-    return proc.pid
+    args = ["validate", "--resume", validation_id, "--db", str(db_path), "--workers", str(workers), "--no-progress"]
+    return spawn_detached(args, db_path, f"validation-{validation_id}.log", log_dir)
 
 
 def cancel_validation(store: Store, validation_id: str) -> str:
