@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from lts.darts.cli import add_commands as add_darts_commands
 from lts.errors import LtsError
 from lts.proxies.cli import add_commands as add_proxy_commands
 from lts.validate.cli import add_commands as add_validate_commands
@@ -348,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_commands(sub)
     add_proxy_commands(sub)
     add_validate_commands(sub)
+    add_darts_commands(sub)
     return p
 
 

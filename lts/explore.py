@@ -15,7 +15,7 @@ import pandas as pd
 from lts.errors import LtsError
 from lts.proxies.params import breakdown
 from lts.search.pareto import pareto_mask
-from lts.space.config import config_from_json
+from lts.space.config import Config, config_from_json
 from lts.store.db import Store
 
 POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "family", "decoder_params",
@@ -159,12 +159,18 @@ def architecture_detail(store: Store, arch_id: str) -> dict[str, Any]:
         raise LtsError(f"no architecture {arch_id!r} in {store.path}")
     a = rows[0]
     cfg = config_from_json(a["config_json"])
-    layers = pd.DataFrame({
-        "layer": range(cfg.n_layer),
-        "n_head": cfg.n_head,
-        "d_head": [cfg.d_model // h if cfg.family == "gpt2" or cfg.d_head == -1 else cfg.d_head for h in cfg.n_head],
-        "d_inner": cfg.d_inner,
-    })
+    if cfg.family == "darts":  # one operation per feature split instead of heads and FFN widths
+        layers = pd.DataFrame({"layer": range(cfg.n_layer),
+                               **{f"split {k} ({cfg.split_width})": [ops[k] for ops in cfg.ops]
+                                  for k in range(cfg.n_split)}})
+    else:
+        layers = pd.DataFrame({
+            "layer": range(cfg.n_layer),
+            "n_head": cfg.n_head,
+            "d_head": [cfg.d_model // h if cfg.family == "gpt2" or cfg.d_head == -1 else cfg.d_head
+                       for h in cfg.n_head],
+            "d_inner": cfg.d_inner,
+        })
     measurements = pd.DataFrame(store.query(
         """SELECT d.name AS device, x.protocol, x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb,
                   x.infeasible, x.measured_at FROM measurements x JOIN devices d USING (device_id)
@@ -175,6 +181,16 @@ def architecture_detail(store: Store, arch_id: str) -> dict[str, Any]:
         columns=["run_id", "eval_index", "generation", "feasible", "on_frontier"])
     return {"row": a, "config": cfg, "layers": layers, "breakdown": breakdown(cfg),
             "measurements": measurements, "runs": runs, "validation": validation_of(store, arch_id)}
+
+
+def config_summary(cfg: Config) -> str:
+    """The fields a per-layer table does not show, as one line."""
+    if cfg.family == "darts":
+        return (f"family darts · {cfg.n_split} splits of {cfg.split_width} · vocab {cfg.vocab_size:,} · "
+                f"tgt_len {cfg.tgt_len} · ffn_mult {cfg.ffn_mult} · conv_heads {cfg.conv_heads}")
+    text = (f"family {cfg.family} · d_embed {cfg.d_embed} · div_val {cfg.div_val} · vocab {cfg.vocab_size:,} · "
+            f"cutoffs {list(cfg.cutoffs)} · tgt_len {cfg.tgt_len}")
+    return text + (f" · mem_len {cfg.mem_len}" if cfg.family == "transxl" else "")
 
 
 def validation_of(store: Store, arch_id: str) -> pd.DataFrame:

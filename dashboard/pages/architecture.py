@@ -8,7 +8,7 @@ import streamlit as st
 
 from common import store
 from lts.errors import LtsError
-from lts.explore import architecture_detail, architecture_json, architectures_json, hf_config_json
+from lts.explore import architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json
 
 st.title("Architecture")
 s = store()
@@ -34,8 +34,7 @@ c1.metric("decoder params", f"{row['decoder_params']:,}")
 c2.metric("total params", f"{row['total_params']:,}")
 c3.metric("GFLOPs / token", f"{row['flops'] / 1e9:.3f}")
 c4.metric("layers · d_model", f"{cfg.n_layer} · {cfg.d_model}")
-st.caption(f"family {cfg.family} · d_embed {cfg.d_embed} · div_val {cfg.div_val} · vocab {cfg.vocab_size:,} · "
-           f"cutoffs {list(cfg.cutoffs)} · tgt_len {cfg.tgt_len}" + (f" · mem_len {cfg.mem_len}" if cfg.family == "transxl" else ""))
+st.caption(config_summary(cfg))
 
 left, right = st.columns(2)
 with left:
@@ -65,7 +64,8 @@ if hf is not None:
     c2.download_button("Download transformers GPT2Config", hf, file_name=f"{arch_id}.hf_config.json",
                        mime="application/json", key="dl_hf")
 else:
-    c2.caption("No transformers export: heterogeneous layers or adaptive embeddings have no GPT-2 equivalent.")
+    c2.caption("No transformers export: only homogeneous GPT-2 shapes without adaptive embeddings have a "
+                "GPT-2 equivalent.")
 
 with st.expander("Download several architectures as one file"):
     picks = st.multiselect("Architectures", sorted(set(recent) | {arch_id}), default=[arch_id])

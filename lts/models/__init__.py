@@ -11,14 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lts.models.darts import DartsLM
 from lts.models.gpt2 import GPT2Flex
 from lts.models.transxl import MemTransformerLM
-from lts.space.config import Config, GPT2Config, TransXLConfig
+from lts.space.config import Config, DartsConfig, GPT2Config, TransXLConfig
 
-__all__ = ["GPT2Flex", "MemTransformerLM", "build_model", "count_parameters"]
+__all__ = ["DartsLM", "GPT2Flex", "MemTransformerLM", "build_model", "count_parameters", "init_weights"]
 
 
-def _init_(model: nn.Module, seed: int) -> None:
+def init_weights(model: nn.Module, seed: int) -> None:
+    """lts's seeded init: normal(0, 0.02) weights, zero biases, unit LayerNorms."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     for name, p in model.named_parameters():  # shared (tied) parameters are visited once
         leaf = name.rsplit(".", 1)[-1]
@@ -38,8 +40,9 @@ def build_model(
     seed: int = 0,
 ) -> nn.Module:
     """Build the model for ``config``. ``device="meta"`` gives shapes only (instant, no memory)."""
-    cls = GPT2Flex if isinstance(config, GPT2Config) else MemTransformerLM
-    if not isinstance(config, (GPT2Config, TransXLConfig)):
+    classes = {GPT2Config: GPT2Flex, TransXLConfig: MemTransformerLM, DartsConfig: DartsLM}
+    cls = classes.get(type(config))
+    if cls is None:
         raise TypeError(f"not an lts config: {type(config).__name__}")
     with torch.device("meta"):
         model = cls(config, dropout=dropout)
@@ -50,7 +53,7 @@ def build_model(
     if isinstance(model, MemTransformerLM):  # buffers are not parameters: recompute after to_empty
         d = config.d_model
         model.inv_freq = 1.0 / (10000 ** (torch.arange(0.0, d, 2.0, device=device) / d))
-    _init_(model, seed)
+    init_weights(model, seed)
     return model
 
 

@@ -10,7 +10,8 @@ integer arithmetic over the config's tuples.
 
 from __future__ import annotations
 
-from lts.space.config import Config, GPT2Config
+from lts.proxies import darts_counts
+from lts.space.config import Config, DartsConfig, GPT2Config
 
 
 def _attn_params(cfg: Config, layer: int) -> int:
@@ -24,6 +25,8 @@ def _attn_params(cfg: Config, layer: int) -> int:
 
 def breakdown(cfg: Config) -> dict[str, int]:
     """Parameter counts by part, named as LTS's ``params_summary.yaml`` where it has a name."""
+    if isinstance(cfg, DartsConfig):
+        return darts_counts.breakdown(cfg)
     d = cfg.d_model
     attn = sum(_attn_params(cfg, i) for i in range(cfg.n_layer))
     ffn = sum(2 * d * di + di + d for di in cfg.d_inner)
@@ -55,6 +58,8 @@ def breakdown(cfg: Config) -> dict[str, int]:
 
 def decoder_params(cfg: Config) -> int:
     """The LTS proxy: non-embedding (decoder) parameters."""
+    if isinstance(cfg, DartsConfig):
+        return darts_counts.decoder_params(cfg)
     d = cfg.d_model
     ffn = (2 * d + 1) * sum(cfg.d_inner) + cfg.n_layer * d
     if isinstance(cfg, GPT2Config):
@@ -64,6 +69,8 @@ def decoder_params(cfg: Config) -> int:
 
 def total_params(cfg: Config) -> int:
     """Every parameter of the built model, tied tensors counted once."""
+    if isinstance(cfg, DartsConfig):
+        return darts_counts.total_params(cfg)
     return sum(breakdown(cfg).values())
 
 
@@ -76,6 +83,8 @@ def forward_flops(cfg: Config) -> int:
     as computed (causal masking does not skip work). Element-wise ops are ignored. The test suite
     checks this against ``torch.utils.flop_counter`` on the built model.
     """
+    if isinstance(cfg, DartsConfig):
+        return darts_counts.forward_flops(cfg)
     d, T = cfg.d_model, cfg.tgt_len
     dims, sizes = cfg.cluster_dims(), cfg.cluster_sizes()
     has_proj = cfg.div_val != 1 or cfg.d_embed != d

@@ -72,6 +72,8 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
     Refuses a finished run, and a run whose measurements belong to another device.
     """
     run = store.run(run_id)
+    if run["strategy"] == "darts":
+        raise LtsError(f"run {run_id} is a differentiable search (lts darts), not resumable by lts search")
     if run["status"] == "finished":
         raise LtsError(f"run {run_id} has already finished")
     state = json.loads(run["state_json"] or "{}")

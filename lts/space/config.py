@@ -8,6 +8,8 @@ adaptive input embedding / adaptive softmax of Transformer-XL (as LTS's ``hf_gpt
                 ``n_head`` and ``d_inner`` per layer.
 * ``transxl`` -- Transformer-XL ``mem_transformer`` (relative positional attention, recurrence
                 memory of ``mem_len`` steps), heterogeneous ``n_head`` and ``d_inner`` per layer.
+* ``darts``  -- an architecture derived by the differentiable search (:mod:`lts.darts`): reversible
+                multi-split layers, one operation per split and layer. Not a searchable space.
 
 Structural rules (divisibility, list lengths, positive sizes, cutoffs inside the vocabulary) are
 checked here; whether a config lies inside a particular search space's ranges is the space's job
@@ -24,7 +26,7 @@ from typing import Any, ClassVar, Mapping, Union
 
 from lts.errors import ConfigError
 
-FAMILIES = ("gpt2", "transxl")
+FAMILIES = ("gpt2", "transxl")  # the searchable spaces; CONFIG_TYPES adds the derived "darts" family
 
 
 def _int(name: str, value: Any, minimum: int = 1) -> int:
@@ -230,8 +232,100 @@ class TransXLConfig(_Base):
         return self.d_model // self.n_head[layer] if self.d_head == -1 else self.d_head
 
 
-Config = Union[GPT2Config, TransXLConfig]
-CONFIG_TYPES: dict[str, type] = {"gpt2": GPT2Config, "transxl": TransXLConfig}
+# The candidate operations of the differentiable search (lts.darts), by name; a name with a number
+# carries its size (heads or kernel width). Their definitions live in lts.models.darts_ops.
+DARTS_OP_KINDS = ("attn", "conv", "lightconv", "dynconv")
+DARTS_PLAIN_OPS = ("glu", "ffn", "identity", "zero")
+
+
+def parse_darts_op(name: Any) -> tuple[str, int]:
+    """``"attn4"`` -> ``("attn", 4)``, ``"ffn"`` -> ``("ffn", 0)``; anything else is a ConfigError."""
+    if isinstance(name, str):
+        if name in DARTS_PLAIN_OPS:
+            return name, 0
+        for kind in sorted(DARTS_OP_KINDS, key=len, reverse=True):
+            rest = name[len(kind):]
+            if name.startswith(kind) and rest.isdigit() and int(rest) >= 1:
+                return kind, int(rest)
+    raise ConfigError(
+        f"unknown operation {name!r}: expected one of {', '.join(DARTS_PLAIN_OPS)} or "
+        "attn<heads>, conv<kernel>, lightconv<kernel>, dynconv<kernel>"
+    )
+
+
+@dataclass(frozen=True)
+class DartsConfig:
+    """A discrete architecture derived by the differentiable search (``lts darts``).
+
+    A causal LM whose blocks are multi-split reversible layers: the hidden state is split along
+    the features into ``n_split`` parts of ``d_model // n_split``, and ``ops[layer][k]`` is the
+    operation that updates part ``k`` from the (mean-pooled) other parts. Token embedding tied to
+    the output layer, learned positions over ``tgt_len`` slots, a final LayerNorm.
+    """
+
+    family: ClassVar[str] = "darts"
+
+    n_layer: int = 2
+    d_model: int = 256
+    n_split: int = 2
+    ops: tuple[tuple[str, ...], ...] = (("attn4", "ffn"), ("conv5", "ffn"))
+    vocab_size: int = 2048
+    tgt_len: int = 192
+    ffn_mult: int = 4
+    conv_heads: int = 4  # weight-sharing heads of lightconv / dynconv
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        n_layer = _int("n_layer", self.n_layer)
+        set_(self, "n_layer", n_layer)
+        d = _int("d_model", self.d_model)
+        set_(self, "d_model", d)
+        n_split = _int("n_split", self.n_split, minimum=2)
+        set_(self, "n_split", n_split)
+        if d % n_split:
+            raise ConfigError(f"n_split={n_split} does not divide d_model={d}")
+        set_(self, "vocab_size", _int("vocab_size", self.vocab_size, minimum=2))
+        set_(self, "tgt_len", _int("tgt_len", self.tgt_len))
+        set_(self, "ffn_mult", _int("ffn_mult", self.ffn_mult))
+        heads = _int("conv_heads", self.conv_heads)
+        set_(self, "conv_heads", heads)
+        width = d // n_split
+        if not isinstance(self.ops, (list, tuple)) or len(self.ops) != n_layer:
+            raise ConfigError(f"ops must list {n_layer} layers (n_layer), got {self.ops!r}")
+        layers = []
+        for i, layer in enumerate(self.ops):
+            if not isinstance(layer, (list, tuple)) or len(layer) != n_split:
+                raise ConfigError(f"ops[{i}] must list {n_split} operations (n_split), got {layer!r}")
+            for k, name in enumerate(layer):
+                try:
+                    kind, size = parse_darts_op(name)
+                except ConfigError as exc:
+                    raise ConfigError(f"ops[{i}][{k}]: {exc}") from None
+                if kind == "attn" and width % size:
+                    raise ConfigError(f"ops[{i}][{k}]={name}: {size} heads do not divide the split width {width}")
+                if kind in ("lightconv", "dynconv") and width % heads:
+                    raise ConfigError(f"ops[{i}][{k}]={name}: conv_heads={heads} does not divide the split width {width}")
+            layers.append(tuple(layer))
+        set_(self, "ops", tuple(layers))
+
+    @property
+    def split_width(self) -> int:
+        return self.d_model // self.n_split
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = [list(x) for x in v] if f.name == "ops" else v
+        return out
+
+    canonical_json = _Base.canonical_json
+    arch_id = _Base.arch_id
+    replace = _Base.replace
+
+
+Config = Union[GPT2Config, TransXLConfig, DartsConfig]
+CONFIG_TYPES: dict[str, type] = {"gpt2": GPT2Config, "transxl": TransXLConfig, "darts": DartsConfig}
 
 
 def clip_cutoffs(cutoffs: list[int] | tuple[int, ...], vocab_size: int) -> list[int]:
@@ -251,7 +345,7 @@ def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Conf
     if family is not None and fam != family:
         raise ConfigError(f"family is {fam!r} but {family!r} was expected")
     if fam not in CONFIG_TYPES:
-        raise ConfigError(f"family must be one of {list(FAMILIES)}, got {fam!r}")
+        raise ConfigError(f"family must be one of {list(CONFIG_TYPES)}, got {fam!r}")
     cls = CONFIG_TYPES[fam]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
@@ -260,6 +354,8 @@ def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Conf
     if "n_layer" not in data:
         raise ConfigError("n_layer is required")
     vocab = data.get("vocab_size")
+    if cls is DartsConfig:
+        return cls(**data)
     if "cutoffs" not in data and isinstance(vocab, int) and not isinstance(vocab, bool):
         data["cutoffs"] = clip_cutoffs(cls().cutoffs, vocab)
     if "tie_projs" not in data and isinstance(data.get("cutoffs"), (list, tuple)):

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from lts.errors import LtsError
 from lts.proxies.params import decoder_params
-from lts.space.config import Config, clip_cutoffs, config_from_dict
+from lts.space.config import Config, DartsConfig, clip_cutoffs, config_from_dict
 from lts.space.ranges import SearchSpace
 
 SAMPLING = ("stratified", "random")
@@ -105,6 +105,9 @@ def retarget(cfg: Config, vocab_size: int, seq_len: int) -> Config:
     """``cfg`` with the tokenizer's vocabulary and the recipe's context; the decoder is unchanged."""
     data = cfg.to_dict()
     data["vocab_size"] = vocab_size
+    if isinstance(cfg, DartsConfig):  # no adaptive clusters to clip
+        data["tgt_len"] = seq_len
+        return config_from_dict(data)
     cutoffs = clip_cutoffs(cfg.cutoffs, vocab_size)
     data["cutoffs"] = cutoffs
     data["tie_projs"] = list(cfg.tie_projs)[: len(cutoffs) + 1]

@@ -1,0 +1,1 @@
+"""Memory-efficient differentiable architecture search (DARTSformer) for causal LMs: ``lts darts``."""
