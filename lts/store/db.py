@@ -151,8 +151,54 @@ CREATE UNIQUE INDEX validation_results_order ON validation_results(validation_id
 CREATE INDEX validation_results_arch ON validation_results(arch_id);
 """
 
+# v3: cost surrogates (lts.surrogate) -- fitted models per (device, protocol, objective), versioned;
+# predictions made during a surrogate-assisted search, kept apart from measurements (a prediction
+# is never a measurement) with the later measurement beside it; drift checks of a reference
+# architecture, and a mark on measurements taken while the device had drifted.
+_V3 = """
+CREATE TABLE surrogates (
+    surrogate_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    protocol TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    model_kind TEXT NOT NULL,
+    features_json TEXT NOT NULL,
+    train_ids_json TEXT NOT NULL,
+    figures_json TEXT NOT NULL,
+    model_json TEXT NOT NULL,
+    source_surrogate_id TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (device_id, protocol, objective, version)
+);
+CREATE TABLE predictions (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    arch_id TEXT NOT NULL REFERENCES architectures(arch_id),
+    objective TEXT NOT NULL,
+    surrogate_id TEXT REFERENCES surrogates(surrogate_id),
+    mean REAL NOT NULL,
+    std REAL,
+    decision TEXT NOT NULL,
+    measured REAL,
+    predicted_at REAL NOT NULL,
+    PRIMARY KEY (run_id, arch_id, objective)
+);
+CREATE TABLE drift_checks (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    check_index INTEGER NOT NULL,
+    arch_id TEXT NOT NULL REFERENCES architectures(arch_id),
+    eval_index INTEGER NOT NULL,
+    latency_ms REAL,
+    ratio REAL,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    measured_at REAL NOT NULL,
+    PRIMARY KEY (run_id, check_index)
+);
+ALTER TABLE measurements ADD COLUMN drift_flag TEXT
+"""
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
