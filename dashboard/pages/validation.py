@@ -44,6 +44,26 @@ st.dataframe(
     hide_index=True, width="stretch", key="proxy_suite",
 )
 
+st.subheader("FlexiBERT benchmark: every proxy against GLUE")
+st.caption("ZeroLM's headline space: 250 BERT-style encoders (FlexiBERT operations) pre-trained and fine-tuned "
+           "on GLUE by Serianni & Kalita (CC-BY-4.0). lts's proxies on each model as specified, with 95% bootstrap "
+           "intervals, beside the published proxy columns and the ZeroLM paper's figures "
+           "(`lts proxies benchmark flexibert`). +1 = a larger value ranks exactly as a higher GLUE score.")
+
+
+@st.cache_data(show_spinner=False)
+def flexibert() -> object:
+    return own.flexibert_result()  # the shipped result file; nothing is recomputed here
+
+
+fb = flexibert()
+if fb is None:
+    st.info("No FlexiBERT result file yet: compute it with `lts proxies benchmark flexibert --recompute --write-cache`.")
+else:
+    st.dataframe(own.flexibert_frame(fb), hide_index=True, width="stretch", key="flexibert_table")
+    fb_proxy = st.selectbox("Proxy against GLUE", own.flexibert_proxies(fb), key="flexibert_proxy")
+    st.vega_lite_chart(spec=own.flexibert_scatter(fb, fb_proxy), width="stretch", key="flexibert_scatter")
+
 st.subheader("Own validation runs")
 st.caption("Architectures trained on a real corpus with one fixed recipe: how well does each proxy rank them?")
 

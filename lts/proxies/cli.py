@@ -1,4 +1,7 @@
-"""``lts proxies list`` and ``lts proxies compare``: the proxy registry and how well each proxy ranks models.
+"""``lts proxies list|compare|benchmark``: the proxy registry and how well each proxy ranks trained models.
+
+``benchmark flexibert`` ranks every proxy that applies to FlexiBERT encoders against GLUE
+(:mod:`lts.flexibert.benchmark`).
 
 Registered in :func:`lts.cli.build_parser` by one call to :func:`add_commands`.
 """
@@ -121,6 +124,94 @@ def _compare_rows(args: argparse.Namespace, proxies: list[str], settings: Any) -
     return rows
 
 
+_BENCH_COLUMNS = ("source", "proxy", "n", "spearman [95% CI]", "kendall [95% CI]", "top10", "s/arch", "note")
+_BENCH_FIELDS = ("source", "proxy", "n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
+                 "kendall_hi", "top10_overlap", "seconds_per_arch", "note")
+
+
+def _with_ci(v: Any, lo: Any, hi: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else "")
+
+
+def benchmark_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The benchmark rows as an aligned text table (intervals beside each correlation)."""
+    cells = [{"source": r["source"], "proxy": r["proxy"], "n": _fmt("n", r["n"]),
+              "spearman [95% CI]": _with_ci(r["spearman"], r.get("spearman_lo"), r.get("spearman_hi")),
+              "kendall [95% CI]": _with_ci(r["kendall"], r.get("kendall_lo"), r.get("kendall_hi")),
+              "top10": _fmt("top10", r.get("top10_overlap")), "s/arch": _fmt("seconds_per_arch", r.get("seconds_per_arch")),
+              "note": r.get("note") or ""} for r in rows]
+    return format_table(cells, _BENCH_COLUMNS)
+
+
+def _alpha_lines(alpha: dict[str, Any]) -> list[str]:
+    lines = []
+    if "data_free" in alpha:
+        lines.append(f"ZeroLM alpha, data-free: {alpha['data_free']:.4g} (self-parameter heuristic on 2,000 seeded "
+                     "architectures of the space: the alpha ranking them most like their own encoder parameters)")
+    if "cv" in alpha:
+        lines.append("ZeroLM alpha fitted to GLUE, cross-validated on this file: " + alpha["cv"]["summary"])
+        for f in alpha["cv"]["folds"]:
+            rho = "-" if f["spearman"] is None else f"{f['spearman']:+.3f}"
+            tau = "-" if f["kendall"] is None else f"{f['kendall']:+.3f}"
+            lines.append(f"  fold {f['fold']}: fitted on {f['n_fit']}, alpha {f['alpha']:.4g}; held-out {f['n_held']}: "
+                         f"Spearman {rho}, Kendall {tau}")
+    if "dev_fit" in alpha:
+        d = alpha["dev_fit"]
+        lines.append(f"ZeroLM alpha fitted on the whole shipped dev half: {d['alpha']:.4g} "
+                     f"({d['records_in_fit']} of the {d['records']} records ranked here were in that fit)")
+    return lines
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    import torch
+
+    from lts.flexibert import benchmark as fb
+    from lts.flexibert.proxies import EncoderProxySettings, select
+    from lts.validate.correlations import BootstrapSettings
+
+    if args.write_cache is not None and (args.data or args.limit is not None or args.proxies or args.published
+                                         or args.corpus):
+        raise LtsError("--write-cache stores the full table of the shipped records: drop --data, --published, "
+                       "--limit, --proxies and --corpus")
+    if args.bootstrap < 0:
+        raise LtsError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    select(args.proxies)  # validates the names before any work
+    settings = EncoderProxySettings(batch=args.batch, seq_len=args.seq_len, seed=args.seed)
+    boot = BootstrapSettings(n_resamples=args.bootstrap, seed=args.seed)
+    show = not args.no_progress and args.format == "table"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # one thread: bit-stable values, comparable timings
+    try:
+        result = fb.run(args.data, args.published, args.proxies, settings, boot,
+                        recompute=args.recompute or args.write_cache is not None, limit=args.limit,
+                        corpus=args.corpus, progress=_progress("flexibert", show))
+    finally:
+        torch.set_num_threads(threads)
+    if args.write_cache is not None:
+        dest = Path(args.write_cache) if args.write_cache else fb.CACHE_FILE
+        fb.write_cache(result, dest)
+        print(f"wrote {dest} ({len(result.records)} architectures)", file=sys.stderr)
+    if args.format == "json":
+        for r in result.rows:
+            print(json.dumps({k: r.get(k) for k in _BENCH_FIELDS}, sort_keys=True))
+    elif args.format == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(_BENCH_FIELDS)
+        for r in result.rows:
+            w.writerow(["" if r.get(k) is None else r.get(k) for k in _BENCH_FIELDS])
+    else:
+        m = result.meta
+        print(f"FlexiBERT benchmark: {m['n_scored']} architectures with GLUE from {m['data']} "
+              f"(values {m['values_from']}); +1 = a larger value ranks exactly as a higher GLUE score")
+        print(benchmark_table(result.rows))
+        for line in _alpha_lines(result.alpha):
+            print(line)
+
+
 def add_commands(sub: Any) -> None:
     """Add ``lts proxies ...`` to the ``lts`` sub-command parser."""
     p = sub.add_parser("proxies", help="training-free proxies: list them, compare them on trained models")
@@ -149,3 +240,24 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    b = ps.add_parser("benchmark", help="rank every applicable proxy against a trained benchmark (FlexiBERT: GLUE)")
+    b.add_argument("space", choices=["flexibert"], help="the benchmark space")
+    b.add_argument("--data", metavar="FILE.json",
+                   help="records in the published format, .json or .json.gz (default: the shipped dev half, 250)")
+    b.add_argument("--published", metavar="FILE.csv",
+                   help="published proxy columns to rank beside lts's (default: the shipped CSV for the shipped data)")
+    b.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    b.add_argument("--proxies", help="comma list of proxies (default: all; see lts.flexibert.proxies)")
+    b.add_argument("--limit", type=int, help="only the first N records (computed live)")
+    b.add_argument("--recompute", action="store_true", help="recompute instead of reading the shipped result file")
+    b.add_argument("--write-cache", nargs="?", const="", metavar="PATH",
+                   help="recompute the shipped table and write it (default: lts/data/flexibert/proxy_values.json)")
+    b.add_argument("--corpus", help="text file or folder for the token batch (default: the shipped corpus)")
+    b.add_argument("--batch", type=int, default=16, help="sequences in the token batch")
+    b.add_argument("--seq-len", type=int, default=32, help="tokens per sequence")
+    b.add_argument("--seed", type=int, default=0, help="model init, token batch and bootstrap seed")
+    b.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals (0: none)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=cmd_benchmark)

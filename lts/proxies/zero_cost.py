@@ -26,13 +26,20 @@ jacob_cov vanish; the pre-norm stream is the last place where a plain sum is inf
 The Transformer-XL proxies run with an empty memory (one segment).
 
 All of them are deterministic for a fixed model seed, token batch and thread count.
+
+Other models. The proxies reach a model only through :class:`ProxyModel` (its proxy parameters, a
+loss, the pre-norm output with an optional embedding leaf, the FFN hidden-unit modules, the attention
+probabilities). lts's causal LMs get it from an adapter (:class:`CausalLMProxies`, the definitions
+above); any other model implements the five methods itself, as the FlexiBERT encoders do
+(:class:`lts.flexibert.model.FlexiBertModel`, with its own loss and token convention), and every proxy
+here then applies to it unchanged.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -118,13 +125,69 @@ def _grads(output: torch.Tensor, params: list[nn.Parameter]) -> list[tuple[nn.Pa
     return [(p, g) for p, g in zip(params, grads) if g is not None]
 
 
+@runtime_checkable
+class ProxyModel(Protocol):
+    """What the zero-cost proxies read from a model (see the module docstring)."""
+
+    def proxy_parameters(self) -> list[nn.Parameter]:
+        """The parameters the sums run over, each shared tensor once, in a fixed order."""
+
+    def proxy_loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss on ``tokens`` (grad_norm, snip)."""
+
+    def proxy_output(self, tokens: torch.Tensor, embed_leaf: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pre-final-norm output ``(B, T, d)`` and, with ``embed_leaf``, the embedded input as a grad leaf."""
+
+    def proxy_hidden_units(self) -> list[nn.Module]:
+        """Modules whose outputs are FFN pre-activations (their signs are the NASWOT codes)."""
+
+    def proxy_attention(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Attention probabilities ``(B, H, Q, K)`` of every attention map the model computes."""
+
+
+class CausalLMProxies:
+    """:class:`ProxyModel` for lts's causal LMs (GPT2Flex, MemTransformerLM): next-token NLL, the decoder."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def proxy_parameters(self) -> list[nn.Parameter]:
+        return decoder_parameters(self.model)
+
+    def proxy_loss(self, tokens: torch.Tensor) -> torch.Tensor:
+        return lm_loss(self.model, tokens)
+
+    def proxy_output(self, tokens: torch.Tensor, embed_leaf: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        inp, _ = _split(self.model, tokens)
+        return decoder_output(self.model, inp, embed_leaf=embed_leaf)
+
+    def proxy_hidden_units(self) -> list[nn.Module]:
+        return _ffn_inputs(self.model)
+
+    def proxy_attention(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        inp, _ = _split(self.model, tokens)
+        with torch.no_grad(), _AttentionRecorder() as rec:
+            decoder_output(self.model, inp)
+        n_layer = self.model.config.n_layer  # type: ignore[attr-defined]
+        if len(rec.probs) != n_layer:
+            raise RuntimeError(f"expected {n_layer} attention maps, recorded {len(rec.probs)}")
+        return rec.probs
+
+
+def proxy_view(model: Any) -> ProxyModel:
+    """``model`` itself when it implements :class:`ProxyModel`, else the causal-LM adapter."""
+    return model if isinstance(model, ProxyModel) else CausalLMProxies(model)
+
+
 def grad_norm(model: nn.Module, tokens: torch.Tensor) -> float:
-    pairs = _grads(lm_loss(model, tokens), decoder_parameters(model))
+    view = proxy_view(model)
+    pairs = _grads(view.proxy_loss(tokens), view.proxy_parameters())
     return sum(float(g.norm()) for _, g in pairs)
 
 
 def snip(model: nn.Module, tokens: torch.Tensor) -> float:
-    pairs = _grads(lm_loss(model, tokens), decoder_parameters(model))
+    view = proxy_view(model)
+    pairs = _grads(view.proxy_loss(tokens), view.proxy_parameters())
     return sum(float((p.detach() * g).abs().sum()) for p, g in pairs)
 
 
@@ -135,15 +198,14 @@ def synflow(model: nn.Module, tokens: torch.Tensor) -> float:
     with torch.no_grad():
         for p in m.parameters():
             p.abs_()
-    inp, _ = _split(m, tokens)
-    h, _ = decoder_output(m, inp)
-    pairs = _grads(h.sum(), decoder_parameters(m))
+    view = proxy_view(m)
+    h, _ = view.proxy_output(tokens)
+    pairs = _grads(h.sum(), view.proxy_parameters())
     return sum(float((p.detach() * g).sum()) for p, g in pairs)
 
 
 def jacob_cov(model: nn.Module, tokens: torch.Tensor) -> float:
-    inp, _ = _split(model, tokens)
-    h, x = decoder_output(model, inp, embed_leaf=True)
+    h, x = proxy_view(model).proxy_output(tokens, embed_leaf=True)
     assert x is not None
     # Sequences do not interact, so one backward of the batch sum gives every sequence's Jacobian.
     (jac,) = torch.autograd.grad(h.sum(), x)
@@ -162,15 +224,15 @@ def _ffn_inputs(model: nn.Module) -> list[nn.Module]:
 
 @torch.no_grad()
 def naswot(model: nn.Module, tokens: torch.Tensor) -> float:
-    inp, _ = _split(model, tokens)
+    view = proxy_view(model)
     codes: list[torch.Tensor] = []
 
     def keep(_m: nn.Module, _a: Any, out: torch.Tensor) -> None:
         codes.append((out > 0).reshape(out.size(0), -1).to(torch.float64))
 
-    handles = [m.register_forward_hook(keep) for m in _ffn_inputs(model)]
+    handles = [m.register_forward_hook(keep) for m in view.proxy_hidden_units()]
     try:
-        decoder_output(model, inp)
+        view.proxy_output(tokens)
     finally:
         for h in handles:
             h.remove()
@@ -213,10 +275,7 @@ class _AttentionRecorder(TorchFunctionMode):
 
 @torch.no_grad()
 def head_confidence(model: nn.Module, tokens: torch.Tensor) -> float:
-    inp, _ = _split(model, tokens)
-    with _AttentionRecorder() as rec:
-        decoder_output(model, inp)
-    if len(rec.probs) != model.config.n_layer:  # type: ignore[attr-defined]
-        raise RuntimeError(f"expected {model.config.n_layer} attention maps, recorded {len(rec.probs)}")  # type: ignore[attr-defined]
+    probs = proxy_view(model).proxy_attention(tokens)
     # (B, H, Q, K): the largest probability of each query, averaged over batch and queries, per head.
-    return float(sum(p.amax(dim=-1).mean(dim=(0, 2)).sum() for p in rec.probs))
+    # A model without attention (e.g. only Fourier mixing) has no heads: the sum is 0.
+    return float(sum(p.amax(dim=-1).mean(dim=(0, 2)).sum() for p in probs))

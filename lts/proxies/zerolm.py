@@ -12,6 +12,8 @@ What we implement (the paper's idea, our exact formula; departures are listed be
   matrices and are left out.
 * ``S_attn = sum_layers sum_{attention matrices} c(W)``, ``S_ffn = sum_layers sum_{FFN matrices} c(W)``,
   and ``ZeroLM = S_ffn + alpha * S_attn``.
+* Other models (the FlexiBERT encoders of :mod:`lts.flexibert`) list their own attention and FFN
+  matrices through ``zerolm_matrices()``; :func:`weight_parts` sums the same capacities over them.
 * ``alpha``: by default a data-free heuristic ("self-parameter correlation"): the ``alpha`` on a fixed
   log grid whose score ranks a seeded sample of the family's search space most like the
   architectures' own decoder parameter counts (Spearman). :func:`fit_alpha` instead fits it to
@@ -77,14 +79,27 @@ def capacity(weight: torch.Tensor) -> float:
 
 def _per_head_capacity(weight: torch.Tensor, n_blocks: int, n_head: int) -> float:
     """Sum of ``capacity`` over row blocks: ``weight`` stacks ``n_blocks`` projections of ``n_head`` heads."""
+    return blocks_capacity(weight, n_blocks * n_head)
+
+
+def blocks_capacity(weight: torch.Tensor, blocks: int) -> float:
+    """Sum of ``capacity`` over ``blocks`` equal row blocks of a matrix (one per head; 1: the whole matrix)."""
     rows, cols = weight.shape
-    d_head = rows // (n_blocks * n_head)
-    w = weight.detach().to(torch.float64).reshape(n_blocks * n_head, d_head, cols)
-    return float(w.pow(2).sum()) / min(d_head, cols)
+    height = rows // blocks
+    w = weight.detach().to(torch.float64).reshape(blocks, height, cols)
+    return float(w.pow(2).sum()) / min(height, cols)
 
 
 def weight_parts(model: nn.Module) -> ZeroLMParts:
-    """``S_ffn`` and ``S_attn`` from a built model's decoder weights (any init, trained or not)."""
+    """``S_ffn`` and ``S_attn`` from a built model's weights (any init, trained or not).
+
+    lts's causal LMs are read here; any other model (e.g. :class:`lts.flexibert.model.FlexiBertModel`)
+    says which of its matrices are attention and which FFN through ``zerolm_matrices()``: two lists of
+    ``(weight, blocks)``, each weight's capacity summed over ``blocks`` row blocks (one per head)."""
+    if hasattr(model, "zerolm_matrices"):
+        attn_mats, ffn_mats = model.zerolm_matrices()  # type: ignore[operator]
+        return ZeroLMParts(ffn=sum(blocks_capacity(w, b) for w, b in ffn_mats),
+                           attn=sum(blocks_capacity(w, b) for w, b in attn_mats))
     ffn = attn = 0.0
     gpt2 = isinstance(model.config, GPT2Config)  # type: ignore[attr-defined]
     for layer in model.layers:  # type: ignore[attr-defined]
@@ -117,15 +132,24 @@ def expected_parts(cfg: Config, std: float = INIT_STD) -> ZeroLMParts:
     return ZeroLMParts(ffn=var * ffn, attn=var * attn)
 
 
-def _best_alpha(parts: Sequence[ZeroLMParts], target: np.ndarray) -> float:
-    """The smallest grid alpha whose scores' Spearman with ``target`` is within ``ALPHA_TOLERANCE``
-    of the best: on a plateau the first point of it, not wherever rounding noise peaks."""
+def alpha_curve(parts: Sequence[ZeroLMParts], target: Sequence[float]) -> list[float]:
+    """Spearman of ``ffn + alpha * attn`` with ``target`` for every alpha of ``ALPHA_GRID`` (-inf: undefined)."""
     ffn = np.array([p.ffn for p in parts])
     attn = np.array([p.attn for p in parts])
+    target = np.asarray(target, dtype=float)
     rhos = [stats.spearmanr(ffn + alpha * attn, target).statistic for alpha in ALPHA_GRID]
-    rhos = [float(r) if np.isfinite(r) else -math.inf for r in rhos]
+    return [float(r) if np.isfinite(r) else -math.inf for r in rhos]
+
+
+def best_alpha(parts: Sequence[ZeroLMParts], target: Sequence[float]) -> float:
+    """The smallest grid alpha whose scores' Spearman with ``target`` (larger = better) is within
+    ``ALPHA_TOLERANCE`` of the best: on a plateau the first point of it, not wherever rounding noise peaks."""
+    rhos = alpha_curve(parts, target)
     best = max(rhos)
     return next(a for a, r in zip(ALPHA_GRID, rhos) if r >= best - ALPHA_TOLERANCE)
+
+
+_best_alpha = best_alpha  # the name the LM-side callers and tests use
 
 
 def self_parameter_alpha(configs: Sequence[Config]) -> float:

@@ -123,3 +123,54 @@ def launch(store: Store, db_path: str | Path, form: LaunchForm) -> str:
 
 def cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+# -- the FlexiBERT benchmark section (ZeroLM's space, ranked against GLUE) -------------------
+FLEXIBERT_COLUMNS = ["source", "proxy", "n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
+                     "kendall_hi", "top10_overlap", "seconds_per_arch", "note"]
+
+
+def flexibert_result() -> Any:
+    """The shipped FlexiBERT table and per-architecture values (read from its result file, never
+    computed here), or ``None`` when the file is missing."""
+    from lts.flexibert.benchmark import shipped_result
+
+    return shipped_result()
+
+
+def flexibert_frame(result: Any) -> pd.DataFrame:
+    return pd.DataFrame(result.rows, columns=FLEXIBERT_COLUMNS)
+
+
+def flexibert_proxies(result: Any) -> list[str]:
+    from lts.flexibert.benchmark import scatter_proxies
+
+    return scatter_proxies(result)
+
+
+def flexibert_scatter(result: Any, proxy: str) -> dict[str, Any]:
+    """A Vega-Lite spec: ``proxy`` (x, log scale when it spans positive decades) against GLUE (y),
+    one point per architecture, its id and layers in the tooltip; Spearman/Kendall in the title."""
+    from lts.flexibert.benchmark import scatter_points
+
+    points = scatter_points(result, proxy)
+    row = next((r for r in result.rows if r["proxy"] == proxy and r["source"] in ("lts", "published")), None)
+    title = proxy
+    if row and row.get("spearman") is not None:
+        title = f"{proxy} · Spearman {row['spearman']:+.3f} · Kendall {row['kendall']:+.3f} · n {row['n']}"
+    values = [p["value"] for p in points]
+    log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
+    return {
+        "data": {"values": points},
+        "title": title,
+        "mark": {"type": "point", "filled": True, "opacity": 0.6},
+        "encoding": {
+            "x": {"field": "value", "type": "quantitative", "title": proxy,
+                  "scale": {"type": "log"} if log else {"zero": False}},
+            "y": {"field": "glue", "type": "quantitative", "title": "GLUE score", "scale": {"zero": False}},
+            "tooltip": [{"field": "id", "type": "quantitative"}, {"field": "glue", "type": "quantitative"},
+                        {"field": "value", "type": "quantitative", "title": proxy},
+                        {"field": "describe", "type": "nominal", "title": "architecture"}],
+        },
+        "height": 360,
+    }
