@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 
 .PHONY: run test bench install chromium clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-team.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
@@ -17,9 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the dashboard on the embedded SQLite database (results/lts.db), on 127.0.0.1:8501.
+# The main job: the dashboard on the embedded SQLite database (results/lts.db), on 127.0.0.1:8501
+# (`lts serve` refuses other addresses unless sign-in is configured; see README "Team use").
 run: $(STAMP)
-	$(BIN)/streamlit run dashboard/app.py
+	$(BIN)/lts serve
 
 # Debian's Chromium for the one real-browser test (Playwright's own browser download fails here).
 chromium:

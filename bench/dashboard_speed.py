@@ -19,7 +19,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 
 from lts.proxies.params import forward_flops, total_params
 from lts.search.objectives import objective_matrix
@@ -28,8 +27,8 @@ from lts.space.ranges import SearchSpace
 from lts.store.db import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/architecture.py",
-         "pages/validation.py", "pages/data.py"]
+PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/constraints.py", "pages/quality.py",
+         "pages/measurements.py", "pages/architecture.py", "pages/validation.py", "pages/data.py"]
 
 
 def seed(path: Path, n: int) -> None:
@@ -81,7 +80,7 @@ def seed(path: Path, n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50_000)
-    ap.add_argument("--db", default=f"/tmp/lts-bench-dashboard.db")
+    ap.add_argument("--db", default="/tmp/lts-bench-dashboard.db")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     t0 = time.perf_counter()

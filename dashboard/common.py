@@ -1,13 +1,18 @@
-"""What every page shares: the store (one connection per database file and process) and formatting."""
+"""What every page shares: the store (one connection per database file and process), cached point
+frames, the linked selection and formatting."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from lts.decide.points import data_version, device_points, run_points
 from lts.store.db import DEFAULT_DB, Store
+
+LINKED = "linked_ids"  # session key: architectures selected on any deciding view, highlighted on all of them
 
 
 def db_path() -> Path:
@@ -29,6 +34,68 @@ def store() -> Store:
         st.error(str(exc))
         st.stop()
         raise
+
+
+def version(s: Store) -> tuple:
+    """Cache key part that changes with every new measurement, evaluation or run update."""
+    return data_version(s)
+
+
+# Point frames are cached per (database, data version, selection): 150,000 rows take ~0.5 s to read,
+# a cache hit ~10 ms. cache_resource hands out the same object: pages must not modify these frames.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _device_points(path: str, key: tuple, device_ids: tuple[str, ...]) -> pd.DataFrame:
+    return device_points(_store(path), list(device_ids))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_points(path: str, key: tuple, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    return run_points(_store(path), list(run_ids))
+
+
+def cached_device_points(s: Store, device_ids: list[str]) -> pd.DataFrame:
+    return _device_points(str(s.path), version(s), tuple(device_ids))
+
+
+def cached_run_points(s: Store, run_ids: list[str]) -> pd.DataFrame:
+    return _run_points(str(s.path), version(s), tuple(run_ids))
+
+
+def linked() -> list[str]:
+    return list(st.session_state.get(LINKED, []))
+
+
+def set_linked(ids: list[str]) -> None:
+    st.session_state[LINKED] = list(dict.fromkeys(ids))
+
+
+def follow_selection(picked: list[str]) -> None:
+    """Make a chart's new selection the linked one, and redraw so every view highlights it."""
+    if picked and set(picked) != set(linked()):
+        set_linked(picked)
+        st.rerun()
+
+
+def linked_controls(key: str) -> set[str]:
+    """The linked selection as a caption with a clear button; returns it."""
+    ids = linked()
+    if ids:
+        c1, c2 = st.columns([5, 1])
+        c1.caption("Selected (highlighted on every device and page): " + ", ".join(f"`{a}`" for a in ids[:12])
+                   + (f" and {len(ids) - 12} more" if len(ids) > 12 else ""))
+        if c2.button("Clear selection", key=f"clear_{key}"):
+            set_linked([])
+            st.rerun()
+    return set(ids)
+
+
+def highlight_rows(df: pd.DataFrame, ids: set[str]):
+    """A Styler that shades the rows of linked architectures (plain frame when none)."""
+    if not ids or "arch_id" not in df or not df["arch_id"].isin(ids).any():
+        return df
+    df = df.reset_index(drop=True)
+    marked = df["arch_id"].isin(ids).to_numpy()
+    return df.style.apply(lambda row: ["background-color: #fff3c4" if marked[row.name] else "" for _ in row], axis=1)
 
 
 def run_label(row: dict) -> str:

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from lts.darts.cli import add_commands as add_darts_commands
+from lts.decide.cli import add_commands as add_decide_commands
 from lts.errors import LtsError
 from lts.proxies.cli import add_commands as add_proxy_commands
+from lts.team.cli import add_commands as add_team_commands
+from lts.surrogate.cli import add_commands as add_surrogate_commands
 from lts.validate.cli import add_commands as add_validate_commands
 
 
@@ -157,6 +160,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from lts.search.objectives import Constraints
     from lts.search.session import new_run, open_runner
+    from lts.surrogate.assist import SurrogateSettings
+    from lts.surrogate.drift import DriftSettings
 
     store = _store(args)
     if args.resume:
@@ -168,8 +173,12 @@ def cmd_search(args: argparse.Namespace) -> None:
             store, args.space, args.device_name, budget=args.budget, time_budget=args.time_budget,
             objectives=args.objectives,
             constraints=Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params),
-            strategy=args.strategy, seed=args.seed, population=args.population, generation=args.generation,
+            strategy=args.strategy, seed=args.seed, generation=args.generation,
+            population=args.population or (10 if args.surrogate else 20),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
+            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None,
+            drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
+            ray_address=args.ray_address,
         )
     print(f"run {run_id}", flush=True)
     with contextlib.ExitStack() as stack:
@@ -190,6 +199,13 @@ def cmd_search(args: argparse.Namespace) -> None:
             raise LtsError(f"interrupted; resume with: lts search --resume {run_id}") from None
     hv = "-" if run["hypervolume"] is None else f"{run['hypervolume']:.4f}"
     print(f"status {run['status']}: {run['n_evaluated']} evaluated, frontier {run['frontier_size']}, hypervolume {hv}")
+    state = json.loads(run["state_json"] or "{}")
+    if "screened" in state:
+        err = ", ".join(f"{k} {v['mape']:.1f}% ({v['n']})" for k, v in state.get("surrogate_error", {}).items())
+        print(f"surrogate: {state['screened']} children screened, {run['n_evaluated']} measured; "
+              f"prediction error (MAPE, last 50) {err or '-'}")
+    if state.get("drift_flags"):
+        print(f"drift: {state['drift_flags']} check(s) flagged; measurements in those windows are marked")
     _print_frontier(store, run_id, "table")
 
 
@@ -268,11 +284,20 @@ def _add_search_commands(sub: Any) -> None:
     s.add_argument("--max-params", type=int, help="maximum decoder parameters")
     s.add_argument("--strategy", default="evolution", choices=["evolution", "random"])
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--population", type=int, default=20, help="evolution: initial random members / parent pool")
+    s.add_argument("--population", type=int, help="evolution: initial random members / parent pool "
+                   "(default 20; 10 with --surrogate, which screens from the 11th on)")
     s.add_argument("--generation", type=int, default=10, help="evolution: children per generation")
     s.add_argument("--batch", type=int, default=1)
     s.add_argument("--seq-len", type=int, help="default: the space's tgt_len")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--surrogate", action="store_true",
+                   help="screen children by predicted latency/memory; measure only those that may reach the front")
+    s.add_argument("--surrogate-pool", type=int, default=10, help="children proposed per child measured (default 10)")
+    s.add_argument("--surrogate-z", type=float, default=1.0, help="optimism in predicted standard deviations")
+    s.add_argument("--drift-every", type=int, default=0,
+                   help="re-measure a reference architecture every N evaluations (0: off); flags device drift")
+    s.add_argument("--drift-threshold", type=float, default=0.15, help="relative change that flags drift")
+    s.add_argument("--ray-address", help="measure on the Ray cluster's device --device-name (auto, HOST:PORT, ray://HOST:10001)")
     s.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     db_arg(s)
@@ -350,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_proxy_commands(sub)
     add_validate_commands(sub)
     add_darts_commands(sub)
+    add_surrogate_commands(sub)
+    add_decide_commands(sub)
+    add_team_commands(sub)
     return p
 
 

@@ -1,7 +1,8 @@
 """Read-side queries for exploring results: the dashboard's pages are thin views over these.
 
 Everything returns pandas DataFrames (or plain dicts) built from parameterised SQL, filtered in
-the database so a page stays fast with tens of thousands of architectures.
+the database so a page stays fast with tens of thousands of architectures. Measured points of runs
+and devices, and what the deciding views derive from them, live in :mod:`lts.decide`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from lts.decide.layers import layer_table
 from lts.errors import LtsError
 from lts.proxies.params import breakdown
 from lts.search.pareto import pareto_mask
@@ -20,10 +22,6 @@ from lts.store.db import Store
 
 POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "family", "decoder_params",
                  "total_params", "latency_ms", "peak_memory_mb", "feasible", "n_layer", "d_model"]
-
-
-def _ph(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 def runs_table(store: Store) -> pd.DataFrame:
@@ -49,23 +47,6 @@ def devices_table(store: Store) -> pd.DataFrame:
                     "gpu": rec.get("gpu"), "threads": rec.get("threads"), "torch_version": rec.get("torch_version")})
     return pd.DataFrame(out, columns=["device_id", "name", "kind", "cpu_model", "cores", "ram_gb", "gpu",
                                       "threads", "torch_version"])
-
-
-def run_points(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
-    """Every evaluated architecture of the given runs, with its measurement on the run's device."""
-    if not run_ids:
-        return pd.DataFrame(columns=POINT_COLUMNS + ["on_frontier"])
-    rows = store.query(
-        f"""SELECT COALESCE(d.name, 'proxy only') || ' · ' || r.run_id AS source, COALESCE(d.name, '(proxy only)') AS device_name,
-                   r.device_id, r.run_id, a.arch_id, a.family, a.decoder_params, a.total_params,
-                   x.latency_ms, x.peak_memory_mb, m.feasible, a.n_layer, a.d_model, m.on_frontier
-            FROM run_members m JOIN runs r USING (run_id) JOIN architectures a USING (arch_id)
-            LEFT JOIN devices d ON d.device_id = r.device_id
-            LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = r.device_id AND x.protocol = r.protocol
-            WHERE m.run_id IN ({_ph(run_ids)})""",
-        list(run_ids),
-    )
-    return pd.DataFrame(rows, columns=POINT_COLUMNS + ["on_frontier"])
 
 
 def reference_points(set_names: Iterable[str] | None = None) -> pd.DataFrame:
@@ -120,57 +101,13 @@ def front_2d(df: pd.DataFrame, cost: str, group: str = "source") -> pd.DataFrame
     return pd.concat(parts)
 
 
-def device_ratio_table(store: Store, device_a: str, device_b: str) -> pd.DataFrame:
-    """Architectures measured on both devices (feasible on both), with B/A latency and memory ratios."""
-    rows = store.query(
-        """SELECT a.arch_id, a.decoder_params, xa.protocol AS protocol,
-                  xa.latency_ms AS latency_a, xb.latency_ms AS latency_b,
-                  xa.peak_memory_mb AS memory_a, xb.peak_memory_mb AS memory_b
-           FROM measurements xa JOIN measurements xb ON xa.arch_id = xb.arch_id AND xa.protocol = xb.protocol
-           JOIN architectures a ON a.arch_id = xa.arch_id
-           WHERE xa.device_id = ? AND xb.device_id = ? AND xa.infeasible IS NULL AND xb.infeasible IS NULL""",
-        (device_a, device_b),
-    )
-    df = pd.DataFrame(rows, columns=["arch_id", "decoder_params", "protocol", "latency_a", "latency_b",
-                                     "memory_a", "memory_b"])
-    df["latency_ratio"] = df["latency_b"] / df["latency_a"]
-    df["memory_ratio"] = df["memory_b"] / df["memory_a"]
-    return df
-
-
-def device_points(store: Store, device_ids: Sequence[str]) -> pd.DataFrame:
-    """Every feasible measurement on the given devices (all runs, all protocols), with proxies."""
-    if not device_ids:
-        return pd.DataFrame(columns=POINT_COLUMNS + ["protocol"])
-    rows = store.query(
-        f"""SELECT d.name AS source, d.name AS device_name, x.device_id, NULL AS run_id, a.arch_id, a.family,
-                   a.decoder_params, a.total_params, x.latency_ms, x.peak_memory_mb,
-                   CASE WHEN x.infeasible IS NULL THEN 1 ELSE 0 END AS feasible, a.n_layer, a.d_model, x.protocol
-            FROM measurements x JOIN architectures a USING (arch_id) JOIN devices d USING (device_id)
-            WHERE x.device_id IN ({_ph(device_ids)})""",
-        list(device_ids),
-    )
-    return pd.DataFrame(rows, columns=POINT_COLUMNS + ["protocol"])
-
-
 def architecture_detail(store: Store, arch_id: str) -> dict[str, Any]:
     rows = store.query("SELECT * FROM architectures WHERE arch_id = ?", (arch_id,))
     if not rows:
         raise LtsError(f"no architecture {arch_id!r} in {store.path}")
     a = rows[0]
     cfg = config_from_json(a["config_json"])
-    if cfg.family == "darts":  # one operation per feature split instead of heads and FFN widths
-        layers = pd.DataFrame({"layer": range(cfg.n_layer),
-                               **{f"split {k} ({cfg.split_width})": [ops[k] for ops in cfg.ops]
-                                  for k in range(cfg.n_split)}})
-    else:
-        layers = pd.DataFrame({
-            "layer": range(cfg.n_layer),
-            "n_head": cfg.n_head,
-            "d_head": [cfg.d_model // h if cfg.family == "gpt2" or cfg.d_head == -1 else cfg.d_head
-                       for h in cfg.n_head],
-            "d_inner": cfg.d_inner,
-        })
+    layers = layer_table(cfg)  # darts configs: one operation per feature split (see lts.decide.layers)
     measurements = pd.DataFrame(store.query(
         """SELECT d.name AS device, x.protocol, x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb,
                   x.infeasible, x.measured_at FROM measurements x JOIN devices d USING (device_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from test_dashboard import seed
@@ -56,7 +56,7 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
-    yield url, info
+    yield url, info, db
     proc.terminate()
     proc.wait(10)
 
@@ -83,7 +83,7 @@ def wait_idle(page) -> None:
 
 
 def test_click_through_select_a_point_and_download_it(server, browser, tmp_path):
-    url, info = server
+    url, info, _ = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page.goto(url)
@@ -91,7 +91,8 @@ def test_click_through_select_a_point_and_download_it(server, browser, tmp_path)
     wait_idle(page)
     page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
 
-    for title in ["Compare devices", "Validation", "Data", "Architecture"]:
+    for title in ["Compare devices", "Pick under constraints", "Front quality", "Measurements", "Validation", "Data",
+                  "Architecture"]:
         page.get_by_role("link", name=title).first.click()
         page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
         wait_idle(page)
@@ -130,3 +131,124 @@ def test_click_through_select_a_point_and_download_it(server, browser, tmp_path)
     assert cfg.arch_id == arch["arch_id"]
     assert arch["proxies"]["decoder_params"] == decoder_params(cfg)
     assert arch["measurements"] and arch["measurements"][0]["latency_ms"] > 0
+
+
+FRONT_POINT = """([chart, trace, where]) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[chart];
+  const t = gd._fullData.find(d => d.name === trace);
+  if (!t) return null;
+  const i = Math.floor(where * (t.x.length - 1));
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  return {x: box.left + xa._offset + xa.l2p(xa.d2l(t.x[i])), y: box.top + ya._offset + ya.l2p(ya.d2l(t.y[i])),
+          id: t.customdata[i][0], value: t.x[i]};
+}"""
+TRACE = """([chart, trace]) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[chart];
+  const t = gd && gd._fullData && gd._fullData.find(d => d.name === trace);  // decoded arrays (data has base64)
+  return t ? {x: Array.from(t.x), ids: (t.customdata || []).map(c => c[0]), sources: (t.customdata || []).map(c => c[1])} : null;
+}"""
+
+
+def open_page(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
+    wait_idle(page)
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
+
+
+def test_constraint_slider_redraws_the_front(server, browser):
+    url, _, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    page.get_by_role("heading", name="Search").wait_for(timeout=30_000)
+    open_page(page, "Pick under constraints")
+    before = page.evaluate(TRACE, [0, "feasible 2-D front"])
+    slider = page.locator("[data-testid='stSlider']", has_text="Max latency (ms)").get_by_role("slider")
+    slider.focus()
+    for _ in range(25):  # from "no limit" down the geometric steps
+        slider.press("ArrowLeft")
+    page.wait_for_function("""(n) => { const gd = document.querySelector('.js-plotly-plot');
+        const t = gd && gd._fullData && gd._fullData.find(d => d.name === 'feasible 2-D front');
+        return t && t.x.length !== n; }""", arg=len(before["x"]), timeout=30_000)
+    wait_idle(page)
+    after = page.evaluate(TRACE, [0, "feasible 2-D front"])
+    limit = float(page.locator("[data-testid='stSlider']", has_text="Max latency (ms)")
+                  .get_by_test_id("stSliderThumbValue").inner_text())
+    assert len(after["x"]) < len(before["x"]) and max(after["x"]) <= limit < max(before["x"])
+    assert page.get_by_text("Best proxy:").count() == 1
+    page.screenshot(path=str(SHOTS / "constraints_moved.png"), full_page=True)
+
+
+def test_selecting_a_point_highlights_it_on_every_device(server, browser):
+    url, info, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    page.get_by_role("heading", name="Search").wait_for(timeout=30_000)
+    open_page(page, "Compare devices")
+    assert page.evaluate(TRACE, [0, "selected"]) is None
+    # a point of the first device's front that the other two devices measured too
+    from lts.store.db import Store
+
+    everywhere = {r["arch_id"] for r in Store(server[2]).query(
+        "SELECT arch_id FROM measurements GROUP BY arch_id HAVING COUNT(DISTINCT device_id) = 3")}
+    for where in np.linspace(0, 1, 21):
+        point = page.evaluate(FRONT_POINT, [0, "fake-device front", float(where)])
+        if point["id"] in everywhere:
+            break
+    assert point["id"] in everywhere
+    page.mouse.move(point["x"], point["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                           " return gd && gd.data.some(d => d.name === 'selected'); }", timeout=30_000)
+    wait_idle(page)
+    ringed = page.evaluate(TRACE, [0, "selected"])
+    assert set(ringed["ids"]) == {point["id"]}
+    assert set(ringed["sources"]) == {"fake-device", "slower-device", "depth-bound"}  # ringed on every device
+    page.get_by_text("Selected architectures on each device").wait_for(timeout=10_000)
+    page.screenshot(path=str(SHOTS / "compare_selected.png"), full_page=True)
+    # the selection follows to the other deciding pages
+    open_page(page, "Pick under constraints")
+    assert page.evaluate(TRACE, [0, "selected"])["ids"] == [point["id"]]
+
+
+def test_download_a_bundle_and_import_another(server, browser, tmp_path):
+    from helpers import FakeMeasure
+    from lts.search.runner import SearchRunner, SearchSettings, create_run
+    from lts.store.bundle import write_bundle
+    from lts.store.db import Store
+
+    from conftest import small_space
+    from test_dashboard import FAKE_DEVICE, PROTOCOL
+
+    url, info, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    page.goto(url)
+    page.get_by_role("heading", name="Search").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Data").first.click()
+    page.get_by_role("heading", name="Data").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    page.locator("[data-testid='stMultiSelect']", has_text="Runs").click()
+    page.get_by_role("option").filter(has_text=info["runs"][0]).click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download bundle").click()
+    mine = tmp_path / "mine.json"
+    dl.value.save_as(mine)
+    bundle = json.loads(mine.read_text())
+    entry = bundle["reproduce"][0]
+    assert entry["run_id"] == info["runs"][0] and entry["settings"]["seed"] == 1 and entry["packages"]["plotly"]
+    assert len(bundle["members"]) == 30 and entry["front"]
+
+    # their machine: another device, its own run, exported there and imported here
+    theirs = Store(tmp_path / "theirs.db")
+    other = {**FAKE_DEVICE, "device_id": "fa4edeadbeef00aa", "name": "their-laptop"}
+    run = create_run(theirs, SearchSettings(space=small_space("gpt2"), budget=20, seed=7), other, PROTOCOL)
+    SearchRunner(theirs, run, measure=FakeMeasure()).run_to_end()
+    write_bundle(theirs, [run], tmp_path / "theirs.json")
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(tmp_path / "theirs.json"))
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Imported: 1 new runs").wait_for(timeout=30_000)
+    page.get_by_text("Re-run an imported run on this machine").wait_for(timeout=10_000)
+    page.screenshot(path=str(SHOTS / "data_imported.png"), full_page=True)

@@ -14,8 +14,13 @@ from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.store.db import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/architecture.py",
-         "pages/validation.py", "pages/data.py"]
+PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/constraints.py", "pages/quality.py",
+         "pages/measurements.py", "pages/architecture.py", "pages/validation.py", "pages/data.py"]
+
+
+PROTOCOL = "torch-cpu-b1-sdefault-t1"
+SLOWER = {**FAKE_DEVICE, "device_id": "fa4edeadbeef0002", "name": "slower-device"}
+DEPTH_BOUND = {**FAKE_DEVICE, "device_id": "fa4edeadbeef0003", "name": "depth-bound", "kind": "cuda", "gpu": "fake GPU"}
 
 
 class SlowerDevice(FakeMeasure):
@@ -25,16 +30,32 @@ class SlowerDevice(FakeMeasure):
         return m
 
 
+class DepthBoundDevice(FakeMeasure):
+    """Latency set by the number of layers (kernel launches), not FLOPs: it reorders architectures."""
+
+    def __call__(self, cfg):
+        m = super().__call__(cfg)
+        m["latency_ms"] = 0.5 + 0.4 * cfg.n_layer + m["latency_ms"] / 50
+        m["peak_memory_mb"] += 20.0
+        m["latency_cv"] = 0.08 if cfg.n_layer == 3 else 0.01  # some noisy points to flag
+        return m
+
+
 def seed(path: Path) -> dict:
+    """Three devices (one reorders architectures), evolution on each and a random search on the first."""
     s = Store(path)
-    a = create_run(s, SearchSettings(space=small_space("gpt2"), budget=30, seed=1), FAKE_DEVICE, "p")
+    space = small_space("gpt2")
+    a = create_run(s, SearchSettings(space=space, budget=30, seed=1), FAKE_DEVICE, PROTOCOL)
     SearchRunner(s, a, measure=FakeMeasure()).run_to_end()
-    other = {**FAKE_DEVICE, "device_id": "fa4edeadbeef0002", "name": "slower-device"}
-    b = create_run(s, SearchSettings(space=small_space("gpt2"), budget=30, seed=1), other, "p")
+    b = create_run(s, SearchSettings(space=space, budget=30, seed=1), SLOWER, PROTOCOL)
     SearchRunner(s, b, measure=SlowerDevice()).run_to_end()
+    c = create_run(s, SearchSettings(space=space, budget=30, seed=1), DEPTH_BOUND, PROTOCOL)
+    SearchRunner(s, c, measure=DepthBoundDevice()).run_to_end()
+    r = create_run(s, SearchSettings(space=space, budget=30, seed=1, strategy="random"), FAKE_DEVICE, PROTOCOL)
+    SearchRunner(s, r, measure=FakeMeasure()).run_to_end()
     front = s.run_rows(a, frontier_only=True)
     s.close()
-    return {"runs": (a, b), "front": front}
+    return {"runs": (a, b), "depth_run": c, "random_run": r, "front": front}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +86,8 @@ def test_every_page_guides_a_new_user_on_an_empty_database(monkeypatch, tmp_path
     assert not at.error
     if name in ("pages/search.py",):
         assert any("demo" in b.label.lower() for b in at.button)
-    if name in ("pages/frontier.py", "pages/compare.py", "pages/architecture.py"):
+    if name in ("pages/frontier.py", "pages/compare.py", "pages/architecture.py", "pages/constraints.py",
+                "pages/quality.py", "pages/measurements.py"):
         assert at.info, "an empty page should say what to do next"
 
 
@@ -109,3 +131,167 @@ def test_search_form_launches_a_background_search(monkeypatch, tmp_path):
     while s.run(run["run_id"])["status"] != "finished" and time.time() < deadline:
         time.sleep(0.2)
     assert s.run(run["run_id"])["n_evaluated"] == 12
+
+
+def figure(at: AppTest, index: int = 0) -> dict:
+    import json
+
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def traces(fig: dict, name: str) -> list[dict]:
+    return [t for t in fig["data"] if t.get("name") == name]
+
+
+def values(arr) -> list:
+    """A trace's x or y: plotly sends numpy arrays base64-encoded ({'dtype', 'bdata'})."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(arr, dict) and "bdata" in arr:
+        return list(np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"])))
+    return list(arr)
+
+
+def test_linked_fronts_highlight_an_architecture_on_every_device(monkeypatch, seeded):
+    db, info = seeded
+    at = page(monkeypatch, db, "pages/compare.py")
+    fig = figure(at)
+    assert {t["name"] for t in fig["data"]} >= {"fake-device front", "slower-device front", "depth-bound front"}
+    assert not traces(fig, "selected")
+    arch = info["front"][0]["arch_id"]
+    at.session_state["linked_ids"] = [arch]
+    at.run()
+    assert not at.exception
+    ringed = traces(figure(at), "selected")[0]
+    assert len(values(ringed["x"])) == 3  # measured on all three devices: ringed on each
+    assert traces(figure(at), "same architecture")
+    table = [d.value for d in at.dataframe if "on N-objective front" in d.value.columns][0]
+    assert sorted(table["source"]) == ["depth-bound", "fake-device", "slower-device"]
+    assert any("dominated on another" in h.value for h in at.subheader)
+
+
+def test_rank_shift_table_and_run_mode(monkeypatch, seeded):
+    db, info = seeded
+    at = page(monkeypatch, db, "pages/compare.py")
+    heading = [h.value for h in at.subheader if "dominated on another" in h.value][0]
+    assert int(heading.split("(")[1].rstrip(")").replace(",", "")) > 0  # the depth-bound device reorders
+    spearman = {m.value for m in at.metric if m.label == "latency rank Spearman"}
+    assert "1.000" in spearman and len(spearman) > 1
+    at.radio[0].set_value("Runs").run()
+    assert not at.exception
+    names = {t["name"] for t in figure(at)["data"]}
+    assert sum(n.endswith("front") for n in names) == 2
+
+
+def test_constraint_sliders_recompute_the_front(monkeypatch, seeded):
+    db, _ = seeded
+    at = page(monkeypatch, db, "pages/constraints.py")
+    fig = figure(at)
+    assert traces(fig, "best proxy") and traces(fig, "feasible 2-D front")
+    before = len(values(traces(fig, "feasible 2-D front")[0]["x"]))
+    assert any("Best proxy" in s.value for s in at.success)
+    slider = [x for x in at.select_slider if x.label == "Max latency (ms)"][0]
+    slider.set_value(slider.options[len(slider.options) // 3]).run()
+    assert not at.exception
+    fig = figure(at)
+    limit = float(slider.value)
+    front = traces(fig, "feasible 2-D front")[0]
+    assert max(values(front["x"])) <= limit and len(values(front["x"])) <= before
+    assert values(traces(fig, f"max {limit:g} ms")[0]["x"]) == [limit, limit]  # the limit drawn as a line
+    best = traces(fig, "best proxy")[0]
+    assert values(best["x"])[0] <= limit
+    caption = " ".join(c.value for c in at.caption)
+    assert "N-objective front" in caption and "latency <= " in caption
+
+
+def test_quality_page_draws_evolution_and_random_on_one_chart(monkeypatch, seeded):
+    db, _ = seeded
+    at = page(monkeypatch, db, "pages/quality.py")
+    assert len(at.get("plotly_chart")) == 3
+    fig = figure(at)
+    dashes = {t["line"]["dash"] for t in fig["data"]}
+    assert dashes == {"solid", "dash"}  # evolution and random search together
+    assert all(0 < max(values(t["y"])) < 1 for t in fig["data"])
+    assert any("both on one chart" in c.value for c in at.caption)
+
+
+def test_measurements_page_flags_noisy_latencies(monkeypatch, seeded):
+    db, _ = seeded
+    at = page(monkeypatch, db, "pages/measurements.py")
+    at.selectbox[0].set_value("fa4edeadbeef0003").run()  # the depth-bound device has noisy points
+    assert not at.exception
+    flagged = [m for m in at.metric if m.label == "high variance"][0]
+    assert int(flagged.value) > 0
+    fig = figure(at)
+    assert traces(fig, "high variance")[0]["error_x"]["visible"]
+    assert any(b.label == "Re-measure" for b in at.button)
+    assert "fake GPU" in " ".join(c.value for c in at.caption)
+
+
+def test_architecture_page_diffs_two_architectures(monkeypatch, seeded):
+    db, info = seeded
+    a, b = info["front"][0]["arch_id"], info["front"][-1]["arch_id"]
+    monkeypatch.setenv("LTS_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["linked_ids"] = [a, b]
+    at.run()
+    at.switch_page("pages/architecture.py")
+    at.run()
+    assert not at.exception and at.text_input[0].value == a
+    assert at.get("plotly_chart")  # the per-layer heatmap
+    tables = [d.value for d in at.dataframe]
+    side = [t for t in tables if getattr(t.columns, "nlevels", 1) == 2]
+    assert side and {c[1] for c in side[0].columns} == {a, b}
+    assert any("latency_ms · fake-device" in t.columns for t in tables if getattr(t.columns, "nlevels", 1) == 1)
+
+
+def test_remeasure_button_measures_again_and_shows_old_and_new(monkeypatch, seeded, tmp_path):
+    """The whole action on a copy of the seeded database: a detached `lts remeasure` measures for real."""
+    import sqlite3
+
+    db = tmp_path / "copy.db"
+    with sqlite3.connect(seeded[0]) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    arch = seeded[1]["front"][0]["arch_id"]
+    monkeypatch.setenv("LTS_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["linked_ids"] = [arch]
+    at.run()
+    at.switch_page("pages/measurements.py")
+    at.run()
+    assert [m for m in at.multiselect if m.label == "Architectures"][0].value == [arch]
+    [t for t in at.text_input if t.label.startswith("Device name")][0].set_value("this-host")
+    [b for b in at.button if b.label == "Re-measure"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    s = Store(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and s.query("SELECT status FROM remeasure_jobs")[0]["status"] in ("queued", "running"):
+        time.sleep(0.5)
+    assert s.query("SELECT status FROM remeasure_jobs")[0]["status"] == "finished"
+    at.run()
+    side = [d.value for d in at.dataframe if "new_latency_ms" in d.value.columns]
+    assert side and side[0]["arch_id"].tolist() == [arch] and side[0]["new_latency_ms"].iloc[0] > 0
+
+
+def test_runs_mode_compares_a_rerun_with_its_source(monkeypatch, seeded, tmp_path):
+    """Import a bundle, re-run it here (another device), and the linked view puts both fronts side by side."""
+    import json
+
+    from lts.decide.repro import reproduce_run
+    from lts.store.bundle import export_runs, import_bundle
+
+    source = seeded[1]["runs"][0]
+    here = Store(tmp_path / "here.db")
+    import_bundle(here, json.dumps(export_runs(Store(seeded[0]), [source])))
+    mine = {**FAKE_DEVICE, "device_id": "fa4edeadbeef00bb", "name": "my-laptop"}
+    again = reproduce_run(here, source, device=mine)
+    SearchRunner(here, again, measure=SlowerDevice()).run_to_end()
+    at = page(monkeypatch, tmp_path / "here.db", "pages/compare.py")
+    at.radio[0].set_value("Runs").run()
+    assert not at.exception
+    assert set([m for m in at.multiselect if m.label == "Runs"][0].value) == {source, again}
+    fronts = [t["name"] for t in figure(at)["data"] if t["name"].endswith("front")]
+    assert len(fronts) == 2 and any("my-laptop" in f for f in fronts)
+    assert any(f"`{again}` reproduces `{source}`" in c.value for c in at.caption)

@@ -1,4 +1,5 @@
-"""One architecture: per-layer settings, parameter breakdown, every measurement, downloads."""
+"""One architecture: per-layer settings (table and heatmap), parameter breakdown, every measurement,
+downloads; and two or three architectures side by side with their differences highlighted."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from common import store
+from charts import layer_heatmap
+from common import linked, store
+from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
 from lts.explore import architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json
 
@@ -15,8 +18,8 @@ s = store()
 recent = [r["arch_id"] for r in s.query(
     "SELECT arch_id FROM run_members m JOIN architectures a USING (arch_id) WHERE m.on_frontier = 1 "
     "ORDER BY a.decoder_params DESC LIMIT 200")]
-if "arch_input" not in st.session_state:  # a link (?arch=...) or the best frontier point, once
-    st.session_state["arch_input"] = st.query_params.get("arch") or (recent[0] if recent else "")
+if "arch_input" not in st.session_state:  # a link (?arch=...), the linked selection or the best frontier point, once
+    st.session_state["arch_input"] = st.query_params.get("arch") or next(iter(linked()), None) or (recent[0] if recent else "")
 arch_id = st.text_input("Architecture id", key="arch_input", help="16 hex digits; pick points on the Frontier page").strip()
 if not arch_id:
     st.info("No architecture yet. Run a search, then open a frontier point from the Frontier explorer.")
@@ -44,6 +47,9 @@ with right:
     st.subheader("Parameters by part")
     parts = pd.DataFrame({"part": list(d["breakdown"]), "parameters": list(d["breakdown"].values())})
     st.plotly_chart(px.bar(parts, x="part", y="parameters", height=300), key="breakdown_chart")
+if cfg.family != "darts":
+    st.plotly_chart(layer_heatmap(d["layers"].set_index("layer"), "layer x setting (shade: within each setting's range)"),
+                    key="layer_heatmap")
 
 st.subheader("Measurements")
 if d["measurements"].empty:
@@ -66,6 +72,45 @@ if hf is not None:
 else:
     c2.caption("No transformers export: only homogeneous GPT-2 shapes without adaptive embeddings have a "
                 "GPT-2 equivalent.")
+
+st.subheader("Side by side")
+others_default = [a for a in linked() if a != arch_id][:2]
+others = st.multiselect("Compare with (up to two)", list(dict.fromkeys([*linked(), *recent])), default=others_default,
+                        max_selections=2, key="diff_ids", help="the selection made on the deciding pages comes first")
+if others:
+    details = [d]
+    for other in others:
+        try:
+            details.append(architecture_detail(s, other))
+        except LtsError as exc:
+            st.error(str(exc))
+    ids = [x["row"]["arch_id"] for x in details]
+    cfgs = [x["config"] for x in details]
+    marked = "background-color: #ffe0b2"
+    values, differs = layer_diff(cfgs, ids)
+    st.caption("Cells that are not the same in every architecture are shaded; a layer one of them lacks counts as "
+               "different.")
+    def cell(v) -> str:  # ints stay ints; a layer an architecture lacks is blank
+        return "" if v is None or (isinstance(v, float) and v != v) else str(int(v)) if isinstance(v, float) else str(v)
+
+    st.dataframe(values.style.apply(lambda col: [marked if x else "" for x in differs[col.name]], axis=0)
+                 .format(cell), width="stretch")
+    glob = settings_diff(cfgs, ids)
+    st.dataframe(glob.drop(columns="differs").astype(str).style.apply(
+        lambda r: [marked if glob.loc[r.name, "differs"] else "" for _ in r], axis=1), width="stretch")
+    rows = []
+    for x in details:
+        m = x["measurements"]
+        entry = {"arch_id": x["row"]["arch_id"], "decoder_params": x["row"]["decoder_params"],
+                 "total_params": x["row"]["total_params"]}
+        for r in m.to_dict("records"):
+            entry[f"latency_ms · {r['device']}"] = r["latency_ms"]
+            entry[f"memory_mb · {r['device']}"] = r["peak_memory_mb"]
+        if not x["validation"].empty:
+            entry["valid_ppl"] = float(x["validation"]["valid_ppl"].min())
+        rows.append(entry)
+    st.markdown("**Measurements and perplexity**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 with st.expander("Download several architectures as one file"):
     picks = st.multiselect("Architectures", sorted(set(recent) | {arch_id}), default=[arch_id])

@@ -1,46 +1,111 @@
-"""Compare devices: fronts on shared axes, and ratios for architectures measured on both."""
+"""Compare devices (or runs): linked fronts on shared axes, and what changes from one device to another."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
-from scipy import stats
 
-from charts import front_figure
-from common import store
-from lts.explore import device_points, device_ratio_table, devices_table
+from charts import BACKGROUND, front_figure, selected_ids
+from common import (cached_device_points, cached_run_points, follow_selection, highlight_rows, linked_controls,
+                    run_label, store, version)
+from lts.decide.rankshift import rank_shift, with_fronts
+from lts.decide.repro import reproductions
+from lts.explore import devices_table, reference_points, reference_sets, runs_table
 
 st.title("Compare devices")
 s = store()
 devices = devices_table(s)
-if len(devices) < 2:
-    st.info("Comparing needs results from two or more devices. Run a search on another machine and import "
-            "its bundle on the Data page (`lts export-run RUN_ID -o bundle.json` there).")
-    if len(devices):
-        st.dataframe(devices, hide_index=True)
-    st.stop()
+runs = runs_table(s)
 
-names = dict(zip(devices["device_id"], devices["name"]))
-chosen = st.multiselect("Devices", list(names), default=list(names)[:2], format_func=lambda d: f"{names[d]} ({d[:8]})")
-if len(chosen) < 2:
-    st.warning("Pick at least two devices.")
-    st.stop()
-st.dataframe(devices[devices["device_id"].isin(chosen)], hide_index=True, width="stretch")
 
-cost = st.radio("Cost axis", ["latency_ms", "peak_memory_mb"], horizontal=True,
+@st.cache_resource(show_spinner=False, max_entries=4)
+def shifts(path: str, key: tuple, device_ids: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    points = cached_device_points(s, list(device_ids))
+    table, pairs = rank_shift(points)
+    return table, pairs, with_fronts(points, group="source")
+
+
+mode = st.radio("Compare", ["Devices", "Runs"], horizontal=True, key="compare_mode",
+                help="Devices: every measurement of each device. Runs: each run's evaluations, e.g. a run and its "
+                     "re-run on another machine from a reproducibility bundle (my front vs yours).")
+if mode == "Devices":
+    if len(devices) < 2:
+        st.info("Comparing needs results from two or more devices. Run a search on another machine and import "
+                "its bundle on the Data page (`lts export-run RUN_ID -o bundle.json` there).")
+        if len(devices):
+            st.dataframe(devices, hide_index=True)
+        st.stop()
+    names = dict(zip(devices["device_id"], devices["name"]))
+    chosen = st.multiselect("Devices", list(names), default=list(names)[:4],
+                            format_func=lambda d: f"{names[d]} ({d[:8]})", key="compare_devices")
+    if len(chosen) < 2:
+        st.warning("Pick at least two devices.")
+        st.stop()
+    points = cached_device_points(s, chosen)
+else:
+    if runs.empty:
+        st.info("No runs yet. Start one on the Search page, or import a bundle on the Data page.")
+        st.stop()
+    labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+    pairs = reproductions(s)
+    default = list(dict.fromkeys(pairs.iloc[0][["reproduces", "run_id"]])) if len(pairs) else list(labels)[:2]
+    chosen = st.multiselect("Runs", list(labels), default=[r for r in default if r in labels],
+                            format_func=labels.get, key="compare_runs")
+    if not chosen:
+        st.warning("Pick at least one run.")
+        st.stop()
+    points = cached_run_points(s, chosen)
+    if len(pairs):
+        st.caption("Re-runs here: " + ", ".join(f"`{r}` reproduces `{o}`" for r, o in pairs.to_numpy()))
+
+c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+paper = c1.multiselect("LTS paper fronts", reference_sets(), key="compare_paper",
+                       help="published Pareto models, for 'my front vs the paper's'")
+cost = c2.radio("Cost axis", ["latency_ms", "peak_memory_mb"], horizontal=True, key="compare_cost",
                 format_func={"latency_ms": "latency", "peak_memory_mb": "memory"}.get)
-points = device_points(s, chosen)
-st.plotly_chart(front_figure(points, cost, log_x=True, log_y=True), key="compare_chart")
+log_x = c3.toggle("log x", value=True, key="compare_logx")
+log_y = c4.toggle("log y", value=True, key="compare_logy")
+background = c5.number_input("background points", 0, 200_000, BACKGROUND, step=1000, key="compare_bg",
+                             help="sampled non-front points sent to the browser (fronts always go in full); "
+                                  "above 2,500 per source they are drawn with WebGL")
+shown = pd.concat([points, reference_points(paper)], ignore_index=True) if paper else points
 
-base = chosen[0]
-for other in chosen[1:]:
-    ratios = device_ratio_table(s, base, other)
-    st.subheader(f"{names[other]} relative to {names[base]}")
-    if ratios.empty:
-        st.caption("No architecture was measured on both devices with the same protocol.")
-        continue
-    rho = stats.spearmanr(ratios["latency_a"], ratios["latency_b"]).statistic if len(ratios) > 2 else float("nan")
-    c1, c2, c3 = st.columns(3)
-    c1.metric("shared architectures", len(ratios))
-    c2.metric("median latency ratio", f"{ratios['latency_ratio'].median():.2f}x")
-    c3.metric("latency rank Spearman", f"{rho:.3f}")
-    st.dataframe(ratios, hide_index=True, width="stretch")
+sel = linked_controls("compare")
+st.caption(f"{len(points):,} measured points; each source's 2-D front is drawn in full with a sample of "
+           f"{background:,} of the rest. Click or box-select points: the same architecture is ringed on every device's front, "
+           "joined by a dotted line, and marked in the tables below and on the other pages.")
+event = st.plotly_chart(front_figure(shown, cost, log_x, log_y, highlight=sel, background=background), on_select="rerun",
+                        selection_mode=("points", "box"), key="linked_chart")
+follow_selection(selected_ids(event))
+
+if sel:
+    flagged = (shifts(str(s.path), version(s), tuple(chosen))[2] if mode == "Devices"
+               else with_fronts(points, group="source"))
+    rows = flagged[flagged["arch_id"].isin(sel)]
+    st.subheader(f"Selected architectures on each {'device' if mode == 'Devices' else 'run'}")
+    st.dataframe(rows[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "feasible", "on_front"]]
+                 .rename(columns={"on_front": "on N-objective front"}).sort_values(["arch_id", "source"]),
+                 hide_index=True, width="stretch")
+
+if mode == "Devices":
+    table, pairs, _ = shifts(str(s.path), version(s), tuple(chosen))
+    st.subheader("Does the device change the ranking?")
+    for p in pairs.to_dict("records"):
+        with st.container(border=True):
+            st.markdown(f"**{p['device_b']}** relative to **{p['device_a']}**")
+            c1, c2, c3, c4 = st.columns(4)
+            c1.metric("shared architectures", p["shared"])
+            c2.metric("median latency ratio", f"{p['median_latency_ratio']:.2f}x")
+            c3.metric("latency rank Spearman", f"{p['spearman_latency']:.3f}")
+            c4.metric("front here, dominated there", f"{p['optimal_a_dominated_b']} / {p['optimal_b_dominated_a']}",
+                      help=f"on {p['device_a']}'s front and dominated on {p['device_b']}'s / the other way round")
+    st.subheader(f"Optimal on one device, dominated on another ({len(table):,})")
+    st.caption("Fronts over decoder params, latency and memory, each computed over all of a device's measurements. "
+               "Ratios are dominated device / optimal device; ranks are latency ranks (1 = fastest) among the "
+               "architectures the two share. Selected architectures are shaded.")
+    if table.empty:
+        st.caption("None: every architecture on one device's front is on the other's too (the devices rescale "
+                   "costs without reordering).")
+    else:
+        first = table.assign(_sel=table["arch_id"].isin(sel)).sort_values("_sel", ascending=False, kind="stable")
+        st.dataframe(highlight_rows(first.drop(columns="_sel").head(2000), sel), hide_index=True, width="stretch")

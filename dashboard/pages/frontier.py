@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from charts import front_figure, selected_ids
-from common import run_label, store
-from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, run_points, runs_table
+from common import cached_run_points, run_label, set_linked, store
+from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, runs_table
 
 st.title("Frontier explorer")
 s = store()
@@ -22,7 +22,7 @@ if not chosen and not paper:
     st.info("Pick runs (or the LTS paper's frontiers) to plot. No runs yet? Start one on the Search page.")
     st.stop()
 
-df = pd.concat([run_points(s, chosen), reference_points(paper)], ignore_index=True)
+df = pd.concat([cached_run_points(s, chosen), reference_points(paper)], ignore_index=True) if paper else cached_run_points(s, chosen)
 
 c1, c2, c3, c4 = st.columns(4)
 cost = c1.radio("Cost axis", ["latency_ms", "peak_memory_mb"], format_func={"latency_ms": "latency", "peak_memory_mb": "memory"}.get, horizontal=True)
@@ -40,15 +40,17 @@ if only_front:
     view = view[view["on_frontier"].astype(bool)]
 
 st.caption(f"{len(view):,} of {len(df):,} architectures shown · the line is each source's 2-D front "
-           "(most decoder parameters for the cost); select points with a click or a box to inspect them.")
+           "(most decoder parameters for the cost), drawn in full with a sample of the other points; select points "
+           "with a click or a box to inspect them (they become the selection the deciding pages highlight).")
 if view.empty:
     st.warning("No architecture satisfies these constraints.")
     st.stop()
 
-event = st.plotly_chart(front_figure(view, cost, log_x, log_y), on_select="rerun",
+event = st.plotly_chart(front_figure(view, cost, log_x, log_y, box=True), on_select="rerun",
                         selection_mode=("points", "box"), key="front_chart")
 picked = selected_ids(event)
 if picked:
+    set_linked(picked)  # no redraw here: the selection stays on this chart while it is inspected
     st.subheader(f"Selected ({len(picked)})")
     sel = view[view["arch_id"].isin(picked)].drop_duplicates("arch_id")
     st.dataframe(sel[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "n_layer", "d_model"]],

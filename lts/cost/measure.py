@@ -26,6 +26,11 @@ guarantees:
 A :class:`Measurement` carries ``arch_id``, ``device_id`` and the protocol key: the store caches on
 that triple, so a search never measures the same architecture twice on a device.
 
+Measurements on one host take turns: each ``measure`` call holds the host-wide queue of
+:mod:`lts.cost.hostlock` for the duration of one measurement (worker restarts included), so two
+searches, a re-measurement and ``lts measure`` never time candidates at the same time.
+``on_wait(position)`` is told the queue position while a call waits (0 once its turn comes).
+
 If the kernel cannot reset the peak-RSS mark (``/proc/self/clear_refs``; Linux < 4.0 or a sandbox
 without it), every candidate gets a fresh memory worker instead, whose high-water mark then
 starts at the torch import: 1-2 s slower per candidate, and the peak is an upper bound.
@@ -46,6 +51,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lts.cost.device import DeviceRecord
+from lts.cost.hostlock import HostLock, WaitCallback
 from lts.cost.protocol import Protocol
 from lts.errors import LtsError
 
@@ -222,6 +228,8 @@ class Measurer:
         memory_limit_mb: float | None = None,
         timeout_s: float = 120.0,
         overlap: bool = True,
+        host_lock: HostLock | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> None:
         if device.kind != protocol.kind:
             raise LtsError(f"device {device.name!r} is kind {device.kind!r} but the protocol is {protocol.kind!r}")
@@ -239,6 +247,8 @@ class Measurer:
         self.memory_limit_mb = memory_limit_mb
         self.timeout_s = timeout_s
         self.overlap = overlap
+        self.host_lock = host_lock if host_lock is not None else HostLock()
+        self.on_wait = on_wait  # told the queue position while a measurement waits for the host
         self.roles = ("both",) if protocol.kind == "cuda" else ("memory", "latency")
         self.startup_seconds: list[float] = []  # one entry per (re)start of the worker set
         self._workers: dict[str, _Worker] = {}
@@ -301,6 +311,10 @@ class Measurer:
         from lts.space.config import config_from_dict
 
         cfg = config if hasattr(config, "arch_id") else config_from_dict(config)
+        with self.host_lock.hold(self.on_wait):
+            return self._measure(cfg, _fault)
+
+    def _measure(self, cfg: Any, _fault: str | None) -> Measurement:
         t0 = time.perf_counter()
         fields: dict[str, Any] = {}
 

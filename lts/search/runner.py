@@ -33,6 +33,8 @@ from lts.search.strategies import STRATEGIES, EvolutionSettings, propose
 from lts.space.config import Config, config_from_json
 from lts.space.ranges import SearchSpace
 from lts.store.db import Store
+from lts.surrogate.assist import Screen, SurrogateSettings, prediction_error
+from lts.surrogate.drift import DriftMonitor, DriftSettings
 
 MeasureFn = Callable[[Config], Mapping[str, Any]]
 
@@ -47,6 +49,8 @@ class SearchSettings:
     budget: int | None = 100
     time_budget: float | None = None
     evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
+    surrogate: SurrogateSettings | None = None  # screen children by predicted cost (lts.surrogate.assist)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -91,9 +95,16 @@ def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any]
              settings.strategy, json.dumps(list(settings.objectives)),
              json.dumps(settings.constraints.to_dict(), sort_keys=True), settings.seed, settings.budget,
              settings.time_budget, device["device_id"] if device else None, protocol, "created",
-             json.dumps({"evolution": settings.evolution.__dict__}), now, now),
+             json.dumps(_settings_state(settings)), now, now),
         )
     return run_id
+
+
+def _settings_state(settings: SearchSettings) -> dict[str, Any]:
+    state: dict[str, Any] = {"evolution": settings.evolution.__dict__, "drift": settings.drift.to_dict()}
+    if settings.surrogate is not None:
+        state["surrogate"] = settings.surrogate.to_dict()
+    return state
 
 
 def settings_of(run: Mapping[str, Any]) -> SearchSettings:
@@ -107,6 +118,8 @@ def settings_of(run: Mapping[str, Any]) -> SearchSettings:
         budget=run["budget"],
         time_budget=run["time_budget"],
         evolution=EvolutionSettings(**state.get("evolution", {})),
+        surrogate=SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None,
+        drift=DriftSettings(**state.get("drift", {})),
     )
 
 
@@ -150,6 +163,12 @@ class SearchRunner:
         self.state = json.loads(self.run["state_json"] or "{}")
         self.members: list[dict[str, Any]] = self._load_members()
         self.member_ids = {m["arch_id"] for m in self.members}
+        s, run = self.settings, self.run
+        on_device = bool(run["device_id"] and run["protocol"] and s.needs_measurement)
+        self.screen = (Screen(store, run_id, run["device_id"], run["protocol"], s.objectives, s.constraints,
+                              s.surrogate, s.seed) if s.surrogate is not None and on_device else None)
+        self.drift = (DriftMonitor(store, run_id, run["device_id"], run["protocol"], s.space, s.drift, measure)
+                      if s.drift.every > 0 and on_device and measure is not None else None)
 
     # -- loading --------------------------------------------------------------------------
     def _load_members(self) -> list[dict[str, Any]]:
@@ -207,10 +226,14 @@ class SearchRunner:
         self.members.append(row)
         self.member_ids.add(cfg.arch_id)
         front, hv = self._frontier()
+        if measured_now and measurement is not None:
+            self.state["device_seconds"] = self.state.get("device_seconds", 0.0) + float(measurement.get("seconds") or 0.0)
         with self.store.write() as conn:
             self.store.upsert_architecture(conn, cfg)
             if measured_now and measurement is not None:
                 self.store.insert_measurement(conn, measurement)
+                if self.screen is not None:
+                    self.screen.record(conn, cfg.arch_id, measurement)
             conn.execute(
                 "INSERT INTO run_members (run_id, arch_id, eval_index, generation, feasible, on_frontier)"
                 " VALUES (?,?,?,?,?,0)",
@@ -257,6 +280,20 @@ class SearchRunner:
             out.append(cfg)
         return out
 
+    def _screened(self, rng: random.Random, first: list[Config], room: int) -> list[Config]:
+        """``first`` plus more children up to the pool size, screened down to at most ``room``."""
+        assert self.screen is not None and self.settings.surrogate is not None
+        extra = self.settings.surrogate.pool_factor * room - len(first)
+        if extra > 0:
+            taken = self.member_ids | {c.arch_id for c in first}
+            more = [c for c in self._propose_generation(rng, extra) if c.arch_id not in taken]
+            first = first + more
+        chosen = self.screen.select(first, self.members, room, self._scales())
+        self.state["idle_generations"] = 0 if chosen else self.state.get("idle_generations", 0) + 1
+        self.state["screened"] = self.state.get("screened", 0) + len(first)
+        self.state["surrogate_error"] = prediction_error(self.store, self.run_id, last=50)
+        return chosen
+
     def _budget_left(self, elapsed: float) -> bool:
         s = self.settings
         if s.budget is not None and len(self.members) >= s.budget:
@@ -284,6 +321,8 @@ class SearchRunner:
                     if not pending:
                         self._set_status("finished", "the space has no unevaluated architecture left")
                         return self.store.run(self.run_id)
+                    if self.screen is not None:
+                        pending = self._screened(rng, pending, max(room, 1))
                     generation += 1
                     self.state.update(generation=generation, pending=[c.canonical_json() for c in pending],
                                       rng=_rng_to_json(rng))
@@ -296,9 +335,17 @@ class SearchRunner:
                     if self._cancel_requested():
                         self._set_status("cancelled", f"cancelled after {len(self.members)} evaluations", elapsed())
                         return self.store.run(self.run_id)
+                    if self.drift is not None and self.drift.due(len(self.members)):
+                        check = self.drift.check(len(self.members))
+                        self.state["device_seconds"] = self.state.get("device_seconds", 0.0) + check["seconds"]
+                        self.state["drift_flags"] = self.state.get("drift_flags", 0) + check["flagged"]
                     measurement, measured_now = self._evaluate(cfg)
                     self._record(cfg, measurement, measured_now, generation, elapsed())
                 self.state["pending"] = []
+                if self.screen is not None and self.state.get("idle_generations", 0) >= self.settings.surrogate.max_idle_generations:  # type: ignore[union-attr]
+                    self._set_status("finished", f"the surrogate found nothing worth measuring in "
+                                                 f"{self.state['idle_generations']} generations in a row", elapsed())
+                    return self.store.run(self.run_id)
         except KeyboardInterrupt:
             self._set_status("interrupted", "stopped by the user; resume with lts search --resume", elapsed())
             raise

@@ -15,14 +15,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from lts.cost.hostlock import WaitAborted, WaitCallback
 from lts.errors import LtsError
 from lts.search.objectives import Constraints, parse_objectives
 from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.search.strategies import EvolutionSettings
 from lts.space.ranges import SearchSpace, load_space
 from lts.store.db import Store
+from lts.surrogate.assist import SurrogateSettings
+from lts.surrogate.drift import DriftSettings
 
 ACTIVE = ("created", "running", "cancelling")
 
@@ -42,8 +45,15 @@ def new_run(
     batch: int = 1,
     seq_len: int | None = None,
     threads: int = 1,
+    surrogate: SurrogateSettings | None = None,
+    drift: DriftSettings | None = None,
+    ray_address: str | None = None,
 ) -> str:
-    """Create a run on this machine's device; returns its id (nothing is evaluated yet)."""
+    """Create a run on this machine's device; returns its id (nothing is evaluated yet).
+
+    With ``ray_address`` the device is the Ray cluster node declaring ``lts-device:<device_name>``
+    (its record detected there) and the run measures there, when run here or resumed anywhere.
+    """
     from lts.cost.device import detect_device
     from lts.cost.protocol import Protocol
 
@@ -52,24 +62,135 @@ def new_run(
         objectives=parse_objectives(objectives),
         constraints=constraints, strategy=strategy, seed=seed, budget=budget, time_budget=time_budget,
         evolution=EvolutionSettings(population=population, generation=generation),
+        surrogate=surrogate, drift=drift or DriftSettings(),
     )
     if settings.needs_measurement and not (device_name and device_name.strip()):
         raise LtsError("a device name is required for a search that measures latency or memory")
     protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads) if settings.needs_measurement else None
-    device = detect_device(device_name.strip(), threads=threads) if protocol and device_name else None
+    if protocol is not None and device_name and ray_address:
+        from lts.cost.remote import detect_ray_device
+
+        device = detect_ray_device(ray_address, device_name.strip(), protocol.kind, threads)
+    else:
+        device = detect_device(device_name.strip(), threads=threads) if protocol and device_name else None
     run_id = create_run(store, settings, device.to_dict() if device else None, protocol.key if protocol else None)
     if protocol is not None:
         with store.write() as conn:
             state = json.loads(store.run(run_id)["state_json"] or "{}")
             state["protocol"] = protocol.to_dict()
+            if ray_address:
+                state["remote"] = {"ray_address": ray_address, "device_name": device_name.strip()}
             conn.execute("UPDATE runs SET state_json = ? WHERE run_id = ?", (json.dumps(state), run_id))
     return run_id
 
 
-def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> SearchRunner:
-    """A runner for ``run_id`` with this device's measurer (closed with ``stack``).
+QUEUED = "queued (position "  # runs.message while a search waits for its device
 
-    Refuses a finished run, and a run whose measurements belong to another device.
+
+def queue_reporter(store: Store, run_id: str, check_every_s: float = 1.0) -> WaitCallback:
+    """The ``on_wait`` of a run's measurer: writes "queued (position N)" into the run's message while
+    it waits for the host's measuring lock, clears it when its turn comes, and leaves the queue
+    (:class:`WaitAborted`) when the run is cancelled meanwhile. The status itself is not changed."""
+    shown = {"position": None, "checked": 0.0}
+
+    def on_wait(position: int) -> None:
+        if position != shown["position"]:
+            with store.write() as conn:
+                if position > 0:
+                    conn.execute("UPDATE runs SET message = ?, updated_at = ? WHERE run_id = ?",
+                                 (f"{QUEUED}{position})", time.time(), run_id))
+                else:
+                    conn.execute("UPDATE runs SET message = NULL, updated_at = ? WHERE run_id = ? AND message LIKE ?",
+                                 (time.time(), run_id, QUEUED + "%"))
+            shown["position"] = position
+        now = time.monotonic()
+        if position > 0 and now - shown["checked"] >= check_every_s:
+            shown["checked"] = now
+            if store.run(run_id)["status"] == "cancelling":
+                raise WaitAborted(f"cancelled while queued for the device (position {position})")
+
+    return on_wait
+
+
+def queue_position(run: Mapping[str, Any]) -> int | None:
+    """The queue position a run's row shows (``None`` when it is not waiting for its device)."""
+    message = run.get("message") or ""
+    if not message.startswith(QUEUED):
+        return None
+    try:
+        return int(message[len(QUEUED):].rstrip(")"))
+    except ValueError:
+        return None
+
+
+class _QueueAwareRunner(SearchRunner):
+    """A runner whose measurer may leave the device queue when the run is cancelled while waiting."""
+
+    def run_to_end(self) -> dict[str, Any]:
+        try:
+            return super().run_to_end()
+        except WaitAborted as exc:  # the runner recorded it as failed; it was a cancel
+            self._set_status("cancelled", str(exc))
+            return self.store.run(self.run_id)
+
+
+def _owner_device(store: Store, run: Mapping[str, Any]) -> Any:
+    from lts.cost.device import DeviceRecord
+
+    rows = store.query("SELECT record_json FROM devices WHERE device_id = ?", (run["device_id"],))
+    return DeviceRecord.from_dict(json.loads(rows[0]["record_json"]))
+
+
+def _measurer(store: Store, run: Mapping[str, Any], state: Mapping[str, Any]) -> Any:
+    """This run's measurer: on this machine, or on its Ray device; checked to be the run's device."""
+    from lts.cost.protocol import Protocol
+
+    owner = _owner_device(store, run)
+    protocol = Protocol.from_dict(state["protocol"])
+    remote = state.get("remote")
+    if remote:
+        from lts.cost.remote import RayMeasurer
+
+        return _Checked(RayMeasurer(remote["ray_address"], remote["device_name"], protocol), owner, run["run_id"])
+    from lts.cost.device import detect_device
+    from lts.cost.measure import Measurer
+
+    here = detect_device(owner.name, kind=owner.kind, threads=owner.threads)
+    if here.device_id != owner.device_id:
+        raise LtsError(
+            f"run {run['run_id']} measures on device {owner.name!r} ({owner.device_id}) but this machine is "
+            f"{here.device_id}: resume it where it started"
+        )
+    return Measurer(here, protocol, on_wait=queue_reporter(store, run["run_id"]))
+
+
+class _Checked(contextlib.AbstractContextManager):
+    """A remote measurer entered only if the node it reaches is still the run's device."""
+
+    def __init__(self, measurer: Any, owner: Any, run_id: str) -> None:
+        self.measurer, self.owner, self.run_id = measurer, owner, run_id
+
+    def __enter__(self) -> Any:
+        self.measurer.__enter__()
+        if self.measurer.device.device_id != self.owner.device_id:
+            self.measurer.close()
+            raise LtsError(
+                f"run {self.run_id} measures on device {self.owner.name!r} ({self.owner.device_id}) but the Ray node "
+                f"declaring it is now {self.measurer.device.device_id}: give the new machine its own device name"
+            )
+        return self.measurer
+
+    def __exit__(self, *exc: object) -> None:
+        self.measurer.close()
+
+
+def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> SearchRunner:
+    """A runner for ``run_id`` with its device's measurer (closed with ``stack``): this machine's, or
+    the Ray cluster node's for a run created with ``ray_address``.
+
+    Refuses a finished run, and a run whose measurements belong to another device. A local
+    measurer waits its turn for the host (:mod:`lts.cost.hostlock`), showing "queued (position N)"
+    as the run's message meanwhile; cancelling the run while it waits stops it as cancelled.
     """
     run = store.run(run_id)
     if run["strategy"] == "darts":
@@ -79,21 +200,9 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
     state = json.loads(run["state_json"] or "{}")
     measure = None
     if run["device_id"]:
-        from lts.cost.device import DeviceRecord, detect_device
-        from lts.cost.measure import Measurer
-        from lts.cost.protocol import Protocol
-
-        rows = store.query("SELECT record_json FROM devices WHERE device_id = ?", (run["device_id"],))
-        owner = DeviceRecord.from_dict(json.loads(rows[0]["record_json"]))
-        here = detect_device(owner.name, kind=owner.kind, threads=owner.threads)
-        if here.device_id != owner.device_id:
-            raise LtsError(
-                f"run {run_id} measures on device {owner.name!r} ({owner.device_id}) but this machine is "
-                f"{here.device_id}: resume it where it started"
-            )
-        measurer = stack.enter_context(Measurer(here, Protocol.from_dict(state["protocol"])))
+        measurer = stack.enter_context(_measurer(store, run, state))
         measure = lambda cfg: measurer.measure(cfg).to_dict()  # noqa: E731
-    return SearchRunner(store, run_id, measure=measure)
+    return _QueueAwareRunner(store, run_id, measure=measure)
 
 
 def launch_background(db_path: str | Path, run_id: str, log_dir: str | Path | None = None) -> int:
@@ -148,3 +257,20 @@ def cancel(store: Store, run_id: str) -> str:
     with store.write() as conn:
         conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", (new, time.time(), run_id))
     return new
+
+
+def delete_run(store: Store, run_id: str) -> dict[str, int]:
+    """Delete a run, its members, predictions and drift checks; returns the rows removed per table.
+
+    Architectures and measurements stay: they are the cache every run on that device shares.
+    A run whose process is alive is refused (cancel it first).
+    """
+    run = store.run(run_id)
+    status = effective_status(run)
+    if status in ("running", "cancelling") or (status == "created" and process_alive(run.get("pid"))):
+        raise LtsError(f"run {run_id} is {status}: cancel it before deleting it")
+    tables = [t for t in ("run_members", "predictions", "drift_checks") if store.db[t].exists()]
+    with store.write() as conn:
+        removed = {t: conn.execute(f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", (run_id,)).fetchone()[0] for t in tables}
+        removed["runs"] = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+    return removed

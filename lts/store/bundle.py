@@ -7,12 +7,21 @@ A device without the dashboard exports its runs (``lts export-run``) and the tea
   is rebuilt, its id recomputed and compared, before anything is written;
 * everything is inserted in one IMMEDIATE transaction with ``INSERT OR IGNORE``, so a second import
   of the same bundle adds nothing and a failure half-way leaves the database as it was.
+
+A bundle is also a *reproducibility* record: besides every evaluation (members in order, with their
+measurements) it carries, per run, a ``reproduce`` entry with the decoded settings (space,
+objectives, constraints, strategy, seed, budget, evolution settings, measurement protocol), the
+device record, the package versions it ran with and its front. Replaced measurements
+(``measurement_history``, kept by re-measuring) travel too. Both are optional, so bundles from
+earlier releases still import; ``lts.decide.repro`` re-runs an imported run on another machine.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +73,18 @@ BUNDLE_SCHEMA: dict[str, Any] = {
             "properties": {"run_id": {"type": "string"}, "arch_id": {"type": "string"},
                            "eval_index": {"type": "integer"}, "generation": {"type": "integer"},
                            "feasible": {"type": "integer"}, "on_frontier": {"type": "integer"}}}},
+        "measurement_history": {"type": "array", "items": {
+            "type": "object", "required": ["arch_id", "device_id", "protocol", "measured_at", "replaced_at"],
+            "properties": {"arch_id": {"type": "string"}, "device_id": {"type": "string"},
+                           "protocol": {"type": "string"}, "latency_ms": _num, "latency_cv": _num,
+                           "repeats": {"type": ["integer", "null"]}, "peak_memory_mb": _num, "infeasible": _str,
+                           "seconds": _num, "measured_at": {"type": "number"}, "replaced_at": {"type": "number"},
+                           "job_id": _str}}},
+        "reproduce": {"type": "array", "items": {
+            "type": "object", "required": ["run_id", "settings", "packages", "front"],
+            "properties": {"run_id": {"type": "string"}, "settings": {"type": "object"},
+                           "device": {"type": ["object", "null"]}, "packages": {"type": "object"},
+                           "front": {"type": "array", "items": {"type": "string"}}}}},
     },
 }
 
@@ -73,6 +94,37 @@ RUN_COLUMNS = ("run_id", "family", "space_json", "strategy", "objectives_json", 
 MEASUREMENT_COLUMNS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats",
                        "peak_memory_mb", "infeasible", "seconds", "measured_at")
 MEMBER_COLUMNS = ("run_id", "arch_id", "eval_index", "generation", "feasible", "on_frontier")
+HISTORY_COLUMNS = MEASUREMENT_COLUMNS + ("replaced_at", "job_id")
+PACKAGES = ("lts", "torch", "numpy", "pandas", "scipy", "pymoo", "streamlit", "plotly")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python, platform and the versions of the packages that shape a run's results."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["lts"] = out["lts"] or __version__
+    return out
+
+
+def run_settings(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings decoded from its row: what re-running it needs."""
+    state = json.loads(run["state_json"] or "{}")
+    return {"family": run["family"], "space": json.loads(run["space_json"]), "strategy": run["strategy"],
+            "objectives": json.loads(run["objectives_json"]), "constraints": json.loads(run["constraints_json"]),
+            "seed": run["seed"], "budget": run["budget"], "time_budget": run["time_budget"],
+            "evolution": state.get("evolution"), "protocol": state.get("protocol"), "protocol_key": run["protocol"],
+            **{k: state[k] for k in ("surrogate", "drift") if k in state}}
+
+
+def reproduction_entry(run: dict[str, Any], devices: dict[str, dict[str, Any]], members: list[dict[str, Any]],
+                       packages: dict[str, str | None]) -> dict[str, Any]:
+    return {"run_id": run["run_id"], "settings": run_settings(run), "device": devices.get(run["device_id"]),
+            "packages": packages, "n_evaluations": len(members), "hypervolume": run["hypervolume"],
+            "front": [m["arch_id"] for m in members if m["on_frontier"]]}
 
 
 def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
@@ -93,6 +145,12 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
         f"SELECT * FROM devices WHERE device_id IN ({','.join('?' * len(device_ids))})", device_ids
     ) if device_ids else []
     assert len(archs) == len(arch_ids)
+    history = store.query(
+        f"SELECT h.* FROM measurement_history h JOIN runs r ON h.device_id = r.device_id AND h.protocol = r.protocol"
+        f" JOIN run_members m ON m.run_id = r.run_id AND m.arch_id = h.arch_id WHERE r.run_id IN ({ph})"
+        f" ORDER BY h.arch_id, h.measured_at", run_ids) if "measurement_history" in store.db.table_names() else []
+    records = {d["device_id"]: json.loads(d["record_json"]) for d in devices}
+    packages = package_versions()
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -104,7 +162,21 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
         "measurements": [{k: m[k] for k in MEASUREMENT_COLUMNS} for m in measurements],
         "runs": [{k: r[k] for k in RUN_COLUMNS} for r in runs],
         "members": [{k: m[k] for k in MEMBER_COLUMNS} for m in members],
+        "measurement_history": [{k: h[k] for k in HISTORY_COLUMNS} for h in _unique_history(history)],
+        "reproduce": [reproduction_entry(r, records, [m for m in members if m["run_id"] == r["run_id"]], packages)
+                      for r in runs],
     }
+
+
+def _unique_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per history key (two runs sharing a device and protocol would repeat it)."""
+    seen, out = set(), []
+    for h in rows:
+        key = (h["arch_id"], h["device_id"], h["protocol"], h["measured_at"])
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
 
 
 def write_bundle(store: Store, run_ids: list[str], path: str | Path) -> dict[str, int]:
@@ -145,6 +217,12 @@ def parse_bundle(data: bytes | str, source: str = "bundle") -> dict[str, Any]:
     for r in bundle["runs"]:
         if r.get("device_id") and r["device_id"] not in known_devices:
             raise LtsError(f"{source}: run {r['run_id']} refers to a device not in the bundle")
+    for h in bundle.get("measurement_history", []):
+        if h["arch_id"] not in known_archs or h["device_id"] not in known_devices:
+            raise LtsError(f"{source}: an earlier measurement refers to an architecture or device not in the bundle")
+    for e in bundle.get("reproduce", []):
+        if e["run_id"] not in known_runs:
+            raise LtsError(f"{source}: a reproduce entry refers to run {e['run_id']}, not in the bundle")
     return bundle
 
 
@@ -172,6 +250,11 @@ def import_bundle(store: Store, data: bytes | str, source: str = "bundle") -> di
         conn.executemany(
             f"INSERT OR IGNORE INTO run_members ({','.join(MEMBER_COLUMNS)}) VALUES ({','.join('?' * len(MEMBER_COLUMNS))})",
             [[m[k] for k in MEMBER_COLUMNS] for m in bundle["members"]],
+        )
+        conn.executemany(
+            f"INSERT OR IGNORE INTO measurement_history ({','.join(HISTORY_COLUMNS)})"
+            f" VALUES ({','.join('?' * len(HISTORY_COLUMNS))})",
+            [[h.get(k) for k in HISTORY_COLUMNS] for h in bundle.get("measurement_history", [])],
         )
     after = _counts(store)
     return {k: after[k] - before[k] for k in after}

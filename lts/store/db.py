@@ -197,8 +197,60 @@ CREATE TABLE drift_checks (
 ALTER TABLE measurements ADD COLUMN drift_flag TEXT
 """
 
+# v4: re-measurements (lts.decide.remeasure) -- a fresh measurement replaces the row in
+# `measurements` (the cache every reader joins on) and the replaced row is kept here, so old and
+# new can be shown side by side; `remeasure_jobs` are the queued/running/finished requests the
+# dashboard launches as detached `lts remeasure` processes.
+_V4 = """
+CREATE TABLE measurement_history (
+    arch_id TEXT NOT NULL REFERENCES architectures(arch_id),
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    protocol TEXT NOT NULL,
+    latency_ms REAL,
+    latency_cv REAL,
+    repeats INTEGER,
+    peak_memory_mb REAL,
+    infeasible TEXT,
+    seconds REAL,
+    measured_at REAL NOT NULL,
+    replaced_at REAL NOT NULL,
+    job_id TEXT,
+    PRIMARY KEY (arch_id, device_id, protocol, measured_at)
+);
+CREATE TABLE remeasure_jobs (
+    job_id TEXT PRIMARY KEY,
+    device_name TEXT NOT NULL,
+    protocol TEXT,
+    arch_ids_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_done INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
+    pid INTEGER,
+    host TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+)
+"""
+
+# team use (lts.team.audit) -- who launched, cancelled, imported or deleted what, and when; refused
+# attempts too (outcome 'denied'). No foreign keys: the trail must outlive the runs it names.
+_V_TEAM = """
+CREATE TABLE audit_log (
+    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    via TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    outcome TEXT NOT NULL,
+    detail_json TEXT
+);
+CREATE INDEX audit_log_at ON audit_log(at)
+"""
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,159 @@
+"""The calls a dashboard page makes for anything that occupies the host or changes data.
+
+Each one checks the user's role (:func:`lts.team.auth.require`), then the dashboard's limits
+(:class:`lts.team.limits.Limits`), does the work with the ordinary lts function, and writes an
+audit entry (:mod:`lts.team.audit`) whatever the outcome. A refusal raises
+:class:`~lts.team.auth.PermissionDenied` or :class:`~lts.team.limits.LimitExceeded` (both
+``LtsError``: one line for ``st.error``), before anything is started or changed.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from lts.errors import LtsError
+from lts.store.db import Store
+from lts.team import audit
+from lts.team.auth import PermissionDenied, User, require
+from lts.team.limits import LimitExceeded, Limits
+
+
+@contextmanager
+def _audited(store: Store, user: User | None, action: str, target: str | None,
+             detail: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Record the block's outcome; the block may fill in ``entry["target"]`` / ``entry["detail"]``."""
+    entry: dict[str, Any] = {"target": target, "detail": dict(detail or {})}
+    try:
+        yield entry
+    except (PermissionDenied, LimitExceeded) as exc:
+        audit.record(store, user, action, entry["target"], "denied", {**entry["detail"], "reason": str(exc)})
+        raise
+    except LtsError as exc:
+        audit.record(store, user, action, entry["target"], "failed", {**entry["detail"], "reason": str(exc)})
+        raise
+    audit.record(store, user, action, entry["target"], "ok", entry["detail"] or None)
+
+
+def _alive_pid(row: dict[str, Any]) -> bool:
+    from lts.search.session import process_alive
+
+    return process_alive(row.get("pid"))
+
+
+def running_searches(store: Store) -> int:
+    """Searches running now in this database (from any launcher), or launched and about to start."""
+    from lts.search.session import effective_status
+
+    rows = store.query("SELECT status, pid FROM runs WHERE status IN ('created', 'running', 'cancelling')")
+    return sum(1 for r in rows if effective_status(r) in ("running", "cancelling")
+               or (r["status"] == "created" and _alive_pid(r)))
+
+
+def running_validations(store: Store) -> int:
+    from lts.validate.session import effective_status, has_tables
+
+    if not has_tables(store):
+        return 0
+    rows = store.query("SELECT status, pid FROM validation_runs WHERE status IN ('created', 'running', 'cancelling')")
+    return sum(1 for r in rows if effective_status(r) in ("running", "cancelling")
+               or (r["status"] == "created" and _alive_pid(r)))
+
+
+# -- searches ----------------------------------------------------------------------------------
+def launch_search(user: User | None, store: Store, db_path: str | Path, space: Any, device_name: str | None, *,
+                  limits: Limits, ray_address: str | None = None, **settings: Any) -> str:
+    """Create a search and start it in a detached ``lts search --resume`` process; returns its run id.
+
+    ``settings`` are :func:`lts.search.session.new_run`'s keyword arguments (budget, time_budget,
+    objectives, constraints, strategy, seed, population, generation, batch, seq_len, threads, ...).
+    With ``ray_address`` the search measures on the Ray device ``device_name``.
+    """
+    from lts.search.session import launch_background, new_run
+
+    detail = {"device": device_name, "budget": settings.get("budget"), "time_budget": settings.get("time_budget"),
+              "ray_address": ray_address, "family": getattr(space, "family", str(space))}
+    with _audited(store, user, "launch_search", f"search on {device_name or 'proxy only'}", detail) as entry:
+        require(user, "launch", "launch searches")
+        limits.check_search(settings.get("budget"), settings.get("time_budget"))
+        limits.check_concurrent(running_searches(store), "searches")
+        run_id = new_run(store, space, device_name, ray_address=ray_address, **settings)
+        entry["target"] = run_id
+        pid = launch_background(db_path, run_id)
+        with store.write() as conn:  # counted as running at once, before the process says so
+            conn.execute("UPDATE runs SET pid = ?, updated_at = ? WHERE run_id = ? AND pid IS NULL",
+                         (pid, time.time(), run_id))
+    return run_id
+
+
+def cancel_search(user: User | None, store: Store, run_id: str) -> str:
+    """Ask a search to stop (see :func:`lts.search.session.cancel`); returns its new status."""
+    from lts.search.session import cancel
+
+    with _audited(store, user, "cancel_search", run_id):
+        require(user, "cancel", "cancel searches")
+        return cancel(store, run_id)
+
+
+def delete_run(user: User | None, store: Store, run_id: str) -> dict[str, int]:
+    """Delete a search run (not a running one); returns rows removed per table."""
+    from lts.search.session import delete_run as delete
+
+    with _audited(store, user, "delete_run", run_id) as entry:
+        require(user, "delete", "delete runs")
+        removed = delete(store, run_id)
+        entry["detail"] = removed
+        return removed
+
+
+# -- data ----------------------------------------------------------------------------------------
+def import_bundle(user: User | None, store: Store, data: bytes, source: str, *, limits: Limits) -> dict[str, int]:
+    """Import a results bundle (validated, all-or-nothing, idempotent); returns new rows per table."""
+    from lts.store.bundle import import_bundle as do_import
+
+    with _audited(store, user, "import_bundle", source, {"bytes": len(data)}) as entry:
+        require(user, "import", "import bundles")
+        limits.check_upload(len(data))
+        added = do_import(store, data, source)
+        entry["detail"] = {"bytes": len(data), **added}
+        return added
+
+
+# -- validation runs and re-measurements ------------------------------------------------------------
+def launch_validation(user: User | None, store: Store, db_path: str | Path, form: Any, *, limits: Limits) -> str:
+    """Start a validation run from the page's :class:`lts.validate.page.LaunchForm`; returns its id."""
+    from lts.validate.page import launch
+
+    detail = {"family": form.family, "n_archs": form.n_archs, "steps": form.steps, "workers": form.workers,
+              "run_id": form.run_id or None}
+    with _audited(store, user, "launch_validation", "validation", detail) as entry:
+        require(user, "launch", "launch validation runs")
+        limits.check_validation(form.n_archs, form.steps)
+        limits.check_concurrent(running_validations(store), "validation runs")
+        validation_id = launch(store, db_path, form)
+        entry["target"] = validation_id
+        return validation_id
+
+
+def cancel_validation(user: User | None, store: Store, validation_id: str) -> str:
+    from lts.validate.session import cancel_validation as cancel
+
+    with _audited(store, user, "cancel_validation", validation_id):
+        require(user, "cancel", "cancel validation runs")
+        return cancel(store, validation_id)
+
+
+def queue_remeasure(user: User | None, store: Store, db_path: str | Path, request: Any, *, limits: Limits) -> str:
+    """Queue a re-measurement (:class:`lts.decide.remeasure.RemeasureRequest`) in a detached process."""
+    from lts.decide.remeasure import queue_remeasure as queue
+
+    detail = {"device": request.device_name, "architectures": len(request.arch_ids)}
+    with _audited(store, user, "remeasure", f"{len(request.arch_ids)} architectures on {request.device_name}",
+                  detail) as entry:
+        require(user, "launch", "launch re-measurements")
+        limits.check_search(len(request.arch_ids), None)
+        job_id = queue(store, db_path, request)
+        entry["target"] = job_id
+        return job_id
