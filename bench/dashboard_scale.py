@@ -264,7 +264,7 @@ def bench_size(browser, n: int, repeats: int, shots: Path | None, max_size: int)
     proc, url = serve(db)
     out = []
     try:
-        # Until app.py has run once, Streamlit serves a deep link (/compare) from the pages/ folder
+        # Until app.py has run once, Streamlit serves a deep link (/compare) from a pages/ folder (none here: dashboard/views/)
         # directly (its v1 multipage mode, without app.py); a first visit to the root switches it over.
         root = browser.new_context()
         visit(root.new_page(), url, "Search", None)

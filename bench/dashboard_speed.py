@@ -27,8 +27,8 @@ from lts.space.ranges import SearchSpace
 from lts.store.db import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/constraints.py", "pages/quality.py",
-         "pages/measurements.py", "pages/architecture.py", "pages/validation.py", "pages/data.py"]
+PAGES = ["views/search.py", "views/frontier.py", "views/compare.py", "views/constraints.py", "views/quality.py",
+         "views/measurements.py", "views/architecture.py", "views/validation.py", "views/data.py"]
 
 
 def seed(path: Path, n: int) -> None:

@@ -25,9 +25,14 @@ def _store(path: str) -> Store:
 
 
 def store() -> Store:
-    """The shared store; a broken database file stops the page with one clear line."""
-    from lts.errors import LtsError
+    """The shared store; a broken database file stops the page with one clear line.
 
+    Every page calls it first, so it is also where a page that Streamlit ran without app.py (a deep
+    link right after a restart) meets the sign-in gate."""
+    from lts.errors import LtsError
+    from lts.team.page import gate_if_page_ran_alone
+
+    gate_if_page_ran_alone()
     try:
         return _store(str(db_path()))
     except LtsError as exc:
@@ -105,3 +110,14 @@ def run_label(row: dict) -> str:
 
 def fmt_params(n: float) -> str:
     return f"{n / 1e6:.2f} M"
+
+
+def device_names(s: Store, empty_hint: str) -> dict[str, str]:
+    """{device_id: name} of every device, or the page stops with ``empty_hint`` when there is none."""
+    from lts.explore import devices_table
+
+    devices = devices_table(s)
+    if devices.empty:
+        st.info(empty_hint)
+        st.stop()
+    return dict(zip(devices["device_id"], devices["name"]))

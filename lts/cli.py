@@ -201,9 +201,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(f"status {run['status']}: {run['n_evaluated']} evaluated, frontier {run['frontier_size']}, hypervolume {hv}")
     state = json.loads(run["state_json"] or "{}")
     if "screened" in state:
-        err = ", ".join(f"{k} {v['mape']:.1f}% ({v['n']})" for k, v in state.get("surrogate_error", {}).items())
+        from lts.surrogate.assist import prediction_error
+
+        err = ", ".join(f"{k} {v['mape']:.1f}% ({v['n']})" for k, v in prediction_error(store, run_id).items())
         print(f"surrogate: {state['screened']} children screened, {run['n_evaluated']} measured; "
-              f"prediction error (MAPE, last 50) {err or '-'}")
+              f"prediction error of the measured ones (MAPE) {err or '-'}")
     if state.get("drift_flags"):
         print(f"drift: {state['drift_flags']} check(s) flagged; measurements in those windows are marked")
     _print_frontier(store, run_id, "table")

@@ -315,7 +315,7 @@ def test_dashboard_shows_a_darts_run(monkeypatch, tmp_path, tiny_corpus, one_tor
     monkeypatch.setenv("LTS_DB", str(db))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
     at.run()
-    for name in ("pages/search.py", "pages/frontier.py", "pages/data.py", "pages/architecture.py"):
+    for name in ("views/search.py", "views/frontier.py", "views/data.py", "views/architecture.py"):
         at.switch_page(name)
         at.run()
         assert not at.exception and not at.error, (name, [e.value for e in at.exception])

@@ -14,8 +14,31 @@ from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.store.db import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["pages/search.py", "pages/frontier.py", "pages/compare.py", "pages/constraints.py", "pages/quality.py",
-         "pages/measurements.py", "pages/architecture.py", "pages/validation.py", "pages/data.py"]
+PAGES = ["views/search.py", "views/frontier.py", "views/compare.py", "views/constraints.py", "views/quality.py",
+         "views/measurements.py", "views/architecture.py", "views/surrogates.py", "views/validation.py",
+         "views/data.py", "views/audit.py"]
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Streamlit leaves the script it ran as ``__main__``; a later test's spawned workers would re-run it."""
+    import sys
+
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
+@pytest.fixture(autouse=True)
+def loopback():
+    """Served on 127.0.0.1 (no sign-in needed: the single-user default), whatever the working folder's
+    .streamlit/config.toml says; the app reads the address as the server would."""
+    from streamlit import config
+
+    old = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", old)
 
 
 PROTOCOL = "torch-cpu-b1-sdefault-t1"
@@ -64,9 +87,16 @@ def seeded(tmp_path_factory):
     return path, seed(path)
 
 
-def page(monkeypatch, db: Path, name: str) -> AppTest:
+def app(monkeypatch, db: Path) -> AppTest:
+    """The app on ``db`` with no sign-in configured (a developer's own .streamlit/secrets.toml is hidden)."""
     monkeypatch.setenv("LTS_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["lts"] = {}
+    return at
+
+
+def page(monkeypatch, db: Path, name: str) -> AppTest:
+    at = app(monkeypatch, db)
     at.run()
     at.switch_page(name)
     at.run()
@@ -84,15 +114,15 @@ def test_every_page_renders_on_a_seeded_database(monkeypatch, seeded, name):
 def test_every_page_guides_a_new_user_on_an_empty_database(monkeypatch, tmp_path, name):
     at = page(monkeypatch, tmp_path / "empty.db", name)
     assert not at.error
-    if name in ("pages/search.py",):
+    if name in ("views/search.py",):
         assert any("demo" in b.label.lower() for b in at.button)
-    if name in ("pages/frontier.py", "pages/compare.py", "pages/architecture.py", "pages/constraints.py",
-                "pages/quality.py", "pages/measurements.py"):
+    if name in ("views/frontier.py", "views/compare.py", "views/architecture.py", "views/constraints.py",
+                "views/quality.py", "views/measurements.py", "views/surrogates.py", "views/audit.py"):
         assert at.info, "an empty page should say what to do next"
 
 
 def test_frontier_page_plots_the_chosen_runs(monkeypatch, seeded):
-    at = page(monkeypatch, seeded[0], "pages/frontier.py")
+    at = page(monkeypatch, seeded[0], "views/frontier.py")
     assert at.get("plotly_chart")
     assert "architectures shown" in " ".join(c.value for c in at.caption)
     at.multiselect[0].set_value([]).run()
@@ -102,7 +132,7 @@ def test_frontier_page_plots_the_chosen_runs(monkeypatch, seeded):
 def test_architecture_page_shows_the_per_layer_table(monkeypatch, seeded):
     db, info = seeded
     arch = info["front"][0]
-    at = page(monkeypatch, db, "pages/architecture.py")
+    at = page(monkeypatch, db, "views/architecture.py")
     at.text_input[0].set_value(arch["arch_id"]).run()
     assert not at.exception and not at.error
     assert at.metric[0].value == f"{arch['decoder_params']:,}"
@@ -113,13 +143,13 @@ def test_architecture_page_shows_the_per_layer_table(monkeypatch, seeded):
 
 
 def test_compare_page_reports_ratios(monkeypatch, seeded):
-    at = page(monkeypatch, seeded[0], "pages/compare.py")
+    at = page(monkeypatch, seeded[0], "views/compare.py")
     assert any(m.label == "median latency ratio" and m.value == "3.00x" for m in at.metric)
 
 
 def test_search_form_launches_a_background_search(monkeypatch, tmp_path):
     db = tmp_path / "live.db"
-    at = page(monkeypatch, db, "pages/search.py")
+    at = page(monkeypatch, db, "views/search.py")
     form_ms = [m for m in at.multiselect if m.label == "Objectives"][0]
     form_ms.set_value(["proxy"])
     [n for n in at.number_input if n.label.startswith("Budget")][0].set_value(12)
@@ -156,7 +186,7 @@ def values(arr) -> list:
 
 def test_linked_fronts_highlight_an_architecture_on_every_device(monkeypatch, seeded):
     db, info = seeded
-    at = page(monkeypatch, db, "pages/compare.py")
+    at = page(monkeypatch, db, "views/compare.py")
     fig = figure(at)
     assert {t["name"] for t in fig["data"]} >= {"fake-device front", "slower-device front", "depth-bound front"}
     assert not traces(fig, "selected")
@@ -174,7 +204,7 @@ def test_linked_fronts_highlight_an_architecture_on_every_device(monkeypatch, se
 
 def test_rank_shift_table_and_run_mode(monkeypatch, seeded):
     db, info = seeded
-    at = page(monkeypatch, db, "pages/compare.py")
+    at = page(monkeypatch, db, "views/compare.py")
     heading = [h.value for h in at.subheader if "dominated on another" in h.value][0]
     assert int(heading.split("(")[1].rstrip(")").replace(",", "")) > 0  # the depth-bound device reorders
     spearman = {m.value for m in at.metric if m.label == "latency rank Spearman"}
@@ -187,7 +217,7 @@ def test_rank_shift_table_and_run_mode(monkeypatch, seeded):
 
 def test_constraint_sliders_recompute_the_front(monkeypatch, seeded):
     db, _ = seeded
-    at = page(monkeypatch, db, "pages/constraints.py")
+    at = page(monkeypatch, db, "views/constraints.py")
     fig = figure(at)
     assert traces(fig, "best proxy") and traces(fig, "feasible 2-D front")
     before = len(values(traces(fig, "feasible 2-D front")[0]["x"]))
@@ -208,7 +238,7 @@ def test_constraint_sliders_recompute_the_front(monkeypatch, seeded):
 
 def test_quality_page_draws_evolution_and_random_on_one_chart(monkeypatch, seeded):
     db, _ = seeded
-    at = page(monkeypatch, db, "pages/quality.py")
+    at = page(monkeypatch, db, "views/quality.py")
     assert len(at.get("plotly_chart")) == 3
     fig = figure(at)
     dashes = {t["line"]["dash"] for t in fig["data"]}
@@ -219,7 +249,7 @@ def test_quality_page_draws_evolution_and_random_on_one_chart(monkeypatch, seede
 
 def test_measurements_page_flags_noisy_latencies(monkeypatch, seeded):
     db, _ = seeded
-    at = page(monkeypatch, db, "pages/measurements.py")
+    at = page(monkeypatch, db, "views/measurements.py")
     at.selectbox[0].set_value("fa4edeadbeef0003").run()  # the depth-bound device has noisy points
     assert not at.exception
     flagged = [m for m in at.metric if m.label == "high variance"][0]
@@ -233,11 +263,10 @@ def test_measurements_page_flags_noisy_latencies(monkeypatch, seeded):
 def test_architecture_page_diffs_two_architectures(monkeypatch, seeded):
     db, info = seeded
     a, b = info["front"][0]["arch_id"], info["front"][-1]["arch_id"]
-    monkeypatch.setenv("LTS_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = app(monkeypatch, db)
     at.session_state["linked_ids"] = [a, b]
     at.run()
-    at.switch_page("pages/architecture.py")
+    at.switch_page("views/architecture.py")
     at.run()
     assert not at.exception and at.text_input[0].value == a
     assert at.get("plotly_chart")  # the per-layer heatmap
@@ -255,11 +284,10 @@ def test_remeasure_button_measures_again_and_shows_old_and_new(monkeypatch, seed
     with sqlite3.connect(seeded[0]) as src, sqlite3.connect(db) as dst:
         src.backup(dst)
     arch = seeded[1]["front"][0]["arch_id"]
-    monkeypatch.setenv("LTS_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = app(monkeypatch, db)
     at.session_state["linked_ids"] = [arch]
     at.run()
-    at.switch_page("pages/measurements.py")
+    at.switch_page("views/measurements.py")
     at.run()
     assert [m for m in at.multiselect if m.label == "Architectures"][0].value == [arch]
     [t for t in at.text_input if t.label.startswith("Device name")][0].set_value("this-host")
@@ -288,7 +316,7 @@ def test_runs_mode_compares_a_rerun_with_its_source(monkeypatch, seeded, tmp_pat
     mine = {**FAKE_DEVICE, "device_id": "fa4edeadbeef00bb", "name": "my-laptop"}
     again = reproduce_run(here, source, device=mine)
     SearchRunner(here, again, measure=SlowerDevice()).run_to_end()
-    at = page(monkeypatch, tmp_path / "here.db", "pages/compare.py")
+    at = page(monkeypatch, tmp_path / "here.db", "views/compare.py")
     at.radio[0].set_value("Runs").run()
     assert not at.exception
     assert set([m for m in at.multiselect if m.label == "Runs"][0].value) == {source, again}

@@ -258,7 +258,7 @@ def test_validation_page_shows_the_flexibert_table_and_scatter(monkeypatch, tmp_
     monkeypatch.setenv("LTS_DB", str(tmp_path / "empty.db"))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/validation.py")
+    at.switch_page("views/validation.py")
     at.run()
     assert not at.exception and not at.error
     table = [df for df in at.dataframe if "top10_overlap" in df.value.columns and "kendall_lo" in df.value.columns]

@@ -255,7 +255,7 @@ def test_dashboard_panel(monkeypatch, tmp_path):
     monkeypatch.setenv("LTS_DB", str(tmp_path / "empty.db"))
     at = AppTest.from_file(app, default_timeout=60)
     at.run()
-    at.switch_page("pages/surrogates.py")
+    at.switch_page("views/surrogates.py")
     at.run()
     assert not at.exception and at.info
 
@@ -266,7 +266,7 @@ def test_dashboard_panel(monkeypatch, tmp_path):
     monkeypatch.setenv("LTS_DB", str(tmp_path / "a.db"))
     at = AppTest.from_file(app, default_timeout=60)
     at.run()
-    at.switch_page("pages/surrogates.py")
+    at.switch_page("views/surrogates.py")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 2  # held-out scatter and the assisted run's errors

@@ -45,7 +45,7 @@ def page(monkeypatch, db: Path) -> AppTest:
     monkeypatch.setenv("LTS_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/validation.py")
+    at.switch_page("views/validation.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -49,12 +49,15 @@ class RemeasureRequest:
             raise LtsError("a device name is required (--device-name)")
 
 
-def measure_on_host(device: Any, protocol: Any, configs: Sequence[Config], timeout_s: float = 120.0
-                    ) -> Iterator[dict[str, Any]]:
-    """Measure ``configs`` on this machine, one dict per config as it is taken."""
+def measure_on_host(device: Any, protocol: Any, configs: Sequence[Config], timeout_s: float = 120.0,
+                    on_wait: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Measure ``configs`` on this machine, one dict per config as it is taken.
+
+    Each measurement waits its turn in the host's measuring queue; ``on_wait(position)`` hears
+    where it stands meanwhile (0 once its turn comes)."""
     from lts.cost.measure import Measurer
 
-    with Measurer(device, protocol, timeout_s=timeout_s) as measurer:
+    with Measurer(device, protocol, timeout_s=timeout_s, on_wait=on_wait) as measurer:
         for cfg in configs:
             yield measurer.measure(cfg).to_dict()
 
@@ -104,6 +107,29 @@ def _set_job(store: Store, job_id: str | None, **fields: Any) -> None:
                      (*fields.values(), time.time(), job_id))
 
 
+QUEUED = "queued (position "  # remeasure_jobs.message while the job waits for the host, as runs show it
+
+
+def job_queue_reporter(store: Store, job_id: str) -> Callable[[int], None]:
+    """The ``on_wait`` of a job's measurer: "queued (position N)" in the job's message while it waits
+    for the host (the page shows it beside the status, as the Search page does for searches)."""
+    shown: dict[str, int | None] = {"position": None}
+
+    def on_wait(position: int) -> None:
+        if position == shown["position"]:
+            return  # called on every poll: write only changes
+        with store.write() as conn:
+            if position > 0:
+                conn.execute("UPDATE remeasure_jobs SET message = ?, updated_at = ? WHERE job_id = ?",
+                             (f"{QUEUED}{position})", time.time(), job_id))
+            else:
+                conn.execute("UPDATE remeasure_jobs SET message = NULL, updated_at = ? WHERE job_id = ?"
+                             " AND message LIKE ?", (time.time(), job_id, QUEUED + "%"))
+        shown["position"] = position
+
+    return on_wait
+
+
 def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None = None,
               device: Mapping[str, Any] | None = None, job_id: str | None = None,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
@@ -119,6 +145,7 @@ def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None
         by_protocol[protocols[arch_id]].append(arch_id)
     _set_job(store, job_id, status="running", pid=os.getpid(), host=socket.gethostname())
     done, keys = 0, []
+    on_wait = job_queue_reporter(store, job_id) if job_id is not None else None
     try:
         for key, ids in by_protocol.items():
             if device is None:
@@ -132,7 +159,8 @@ def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None
                 store.upsert_device(conn, record)
             cfgs = [configs[a] for a in ids]
             results = (iter(dict(measure(c)) for c in cfgs) if measure is not None
-                       else measure_on_host(_device_record(record), protocol_from_key(key), cfgs, request.timeout_s))
+                       else measure_on_host(_device_record(record), protocol_from_key(key), cfgs, request.timeout_s,
+                                       on_wait))
             for cfg, result in zip(cfgs, results):
                 row = {**result, "arch_id": cfg.arch_id, "device_id": record["device_id"], "protocol": key,
                        "measured_at": time.time()}

@@ -56,3 +56,10 @@ def audit_frame(store: Store, limit: int = 1000, user: str | None = None, action
     frame["at"] = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) for t in frame["at"]]
     frame["detail"] = [json.dumps(d, sort_keys=True) if d else "" for d in frame["detail"]]
     return frame[COLUMNS]
+
+
+def known_values(store: Store) -> tuple[list[str], list[str]]:
+    """The users and the actions the trail holds (the audit page's filter choices)."""
+    users = [r["user"] for r in store.query("SELECT DISTINCT user FROM audit_log ORDER BY user")]
+    actions = [r["action"] for r in store.query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
+    return users, actions

@@ -81,11 +81,35 @@ def launch_search(user: User | None, store: Store, db_path: str | Path, space: A
         limits.check_concurrent(running_searches(store), "searches")
         run_id = new_run(store, space, device_name, ray_address=ray_address, **settings)
         entry["target"] = run_id
-        pid = launch_background(db_path, run_id)
-        with store.write() as conn:  # counted as running at once, before the process says so
-            conn.execute("UPDATE runs SET pid = ?, updated_at = ? WHERE run_id = ? AND pid IS NULL",
-                         (pid, time.time(), run_id))
+        _started(store, run_id, launch_background(db_path, run_id))
     return run_id
+
+
+def reproduce_search(user: User | None, store: Store, db_path: str | Path, source_run_id: str,
+                     device_name: str | None, *, limits: Limits) -> str:
+    """Re-run an (imported) run here with its settings and seed (:func:`lts.decide.repro.reproduce_run`),
+    started like :func:`launch_search` and held to the same limits; returns the new run id."""
+    from lts.decide.repro import reproduce_run
+    from lts.search.runner import settings_of
+    from lts.search.session import launch_background
+
+    detail = {"reproduces": source_run_id, "device": device_name}
+    with _audited(store, user, "launch_search", f"re-run of {source_run_id}", detail) as entry:
+        require(user, "launch", "launch searches")
+        settings = settings_of(store.run(source_run_id))
+        entry["detail"].update(budget=settings.budget, time_budget=settings.time_budget)
+        limits.check_search(settings.budget, settings.time_budget)
+        limits.check_concurrent(running_searches(store), "searches")
+        run_id = reproduce_run(store, source_run_id, device_name=device_name)
+        entry["target"] = run_id
+        _started(store, run_id, launch_background(db_path, run_id))
+    return run_id
+
+
+def _started(store: Store, run_id: str, pid: int) -> None:
+    with store.write() as conn:  # counted as running at once, before the process says so
+        conn.execute("UPDATE runs SET pid = ?, updated_at = ? WHERE run_id = ? AND pid IS NULL",
+                     (pid, time.time(), run_id))
 
 
 def cancel_search(user: User | None, store: Store, run_id: str) -> str:

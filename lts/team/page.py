@@ -1,15 +1,21 @@
 """The Streamlit side of team use: the sign-in gate, the exposure warning, the current user.
 
-Call :func:`gate` once at the top of ``dashboard/app.py`` (it runs before every page)::
+Call :func:`gate` once in ``dashboard/app.py``, before the page runs::
 
-    from lts.team.page import gate
+    from lts.team.page import gate, may_enter
+    page = st.navigation(PAGES, position="sidebar" if may_enter() else "hidden")
     user = gate()          # stops the page with a sign-in form until someone is signed in
+    page.run()
 
-then, in a page, :func:`current_user` and :func:`team_config` give what the guarded calls need::
+with :func:`leave_older_multipage_mode` first in ``app.py`` and :func:`gate_if_page_ran_alone` first in
+every page (``common.store``), so that no page runs without the gate. In a page, :func:`current_user`
+and :func:`limits` give what the guarded calls need, and :func:`can` hides what the user may not do
+(the guarded call checks anyway)::
 
     from lts.team import guarded
-    from lts.team.page import current_user, team_config
-    guarded.launch_search(current_user(), store, db_path, space, device, limits=team_config().limits, budget=50)
+    from lts.team.page import can, current_user, limits
+    if can("launch") and st.button("Start"):
+        guarded.launch_search(current_user(), store, db_path, space, device, limits=limits(), budget=50)
 
 Sessions: a password sign-in lasts for the browser session (``st.session_state``; a reload asks
 again); an OIDC sign-in lasts as long as Streamlit's identity cookie.
@@ -18,14 +24,18 @@ again); an OIDC sign-in lasts as long as Streamlit's identity cookie.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from lts.errors import LtsError
 from lts.team.auth import OPERATOR, User, authenticate
 from lts.team.config import TeamConfig, secrets_files
+from lts.team.limits import Limits
 from lts.team.serve import allow_from_env, exposure
+
+if TYPE_CHECKING:
+    from lts.cost.remote import RayDevice
 
 USER_KEY = "lts_user"
 FAILED_KEY = "lts_failed_sign_ins"
@@ -52,6 +62,44 @@ def can(action: str) -> bool:
     """Whether the current user may ``action`` (to hide buttons; the guarded call checks anyway)."""
     user = current_user()
     return user is not None and user.can(action)
+
+
+def limits() -> Limits:
+    """What an operator may not exceed from this browser (``[lts.limits]``, ``LTS_*`` variables)."""
+    return team_config().limits
+
+
+def viewer_note(what: str) -> None:
+    """Say why a control is missing, instead of leaving a viewer looking for it."""
+    user = current_user()
+    who = f"{user.role} {user.name}" if user else "not signed in"
+    st.caption(f":material/lock: Signed in as {who}: {what} needs the operator role.")
+
+
+# The cluster's devices change when a node joins or leaves: ask again after a while, not on every rerun
+# (each question starts a short-lived Ray driver subprocess: seconds, longer for an unreachable address,
+# so a failure is kept for the same while as an answer).
+@st.cache_data(ttl=30, show_spinner="Asking the Ray cluster for its devices...", max_entries=8)
+def _ray_listing(address: str) -> tuple[list[RayDevice], str | None]:
+    from lts.cost.remote import list_ray_devices
+
+    try:
+        return list_ray_devices(address), None
+    except LtsError as exc:
+        return [], str(exc)
+
+
+def ray_devices(address: str) -> list[RayDevice]:
+    """The device resources of the Ray cluster at ``address`` (asked at most every 30 s); LtsError in one
+    line when Ray is not installed or the cluster cannot be reached. :func:`forget_ray_devices` asks again."""
+    devices, error = _ray_listing(address)
+    if error is not None:
+        raise LtsError(error)
+    return devices
+
+
+def forget_ray_devices() -> None:
+    _ray_listing.clear()
 
 
 def _oidc_user(cfg: TeamConfig) -> User | None:
@@ -93,6 +141,67 @@ def sign_out() -> None:
         st.logout()
 
 
+def _known_user(cfg: TeamConfig) -> User | None:
+    """Who is signed in for this run, with today's role (nothing drawn)."""
+    stored = current_user()
+    if stored is not None and stored.via == "password" and stored.name in cfg.users:
+        return User(stored.name, cfg.users[stored.name]["role"], "password")
+    return _oidc_user(cfg)  # an OIDC identity is read from Streamlit's cookie every run (it may have signed out)
+
+
+def _address(address: str | None) -> str | None:
+    return address if address is not None else st.get_option("server.address")
+
+
+def may_enter(address: str | None = None) -> bool:
+    """Whether :func:`gate` will let this run through (nothing drawn): the app shows its page
+    navigation only then, so nobody learns the pages before signing in."""
+    try:
+        cfg = team_config()
+    except LtsError:
+        return False
+    if not exposure(_address(address), cfg, allow_from_env()).ok:
+        return False
+    return not cfg.sign_in_configured or _known_user(cfg) is not None
+
+
+def _older_multipage_mode() -> bool:
+    """Whether Streamlit runs this script in its older multipage mode (see :func:`leave_older_multipage_mode`)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without that mode
+        return False
+    return bool(PagesManager.uses_pages_directory)
+
+
+def leave_older_multipage_mode() -> None:
+    """First thing in ``app.py``: rerun at once if Streamlit ran it in its older multipage mode.
+
+    With a ``pages/`` folder beside ``app.py``, Streamlit starts in its older multipage mode and stays
+    there until ``app.py`` calls ``st.navigation``: the first run of a server process runs ``app.py``
+    as one page among others (its widgets get other ids than in every later run, so a sign-in typed
+    then would be dropped once), and a deep link such as ``/data`` runs ``pages/data.py`` without
+    ``app.py`` at all (see :func:`gate_if_page_ran_alone`). Rerunning before anything is drawn costs
+    nothing and the rest of the server's life runs as usual. lts's own pages live in ``dashboard/views/``
+    so this never triggers there; it guards a deployment that adds a ``pages/`` folder."""
+    if _older_multipage_mode():
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False  # what st.navigation does: the rerun goes through app.py
+        st.rerun()
+
+
+def gate_if_page_ran_alone() -> None:
+    """First thing in every page (``common.store``): :func:`gate` if Streamlit ran the page without ``app.py``.
+
+    That happens for a deep link (``/data``) in Streamlit's older multipage mode, before ``app.py`` has
+    run in the server process; the page then stops at the sign-in form (or the refusal) as well. It
+    neither reruns nor leaves that mode: either would drop the widget values the run came with, or
+    give the page's widgets other ids in the next run (the first visit of the root URL leaves it)."""
+    if _older_multipage_mode():
+        gate()
+
+
 def gate(address: str | None = None, cfg: TeamConfig | None = None) -> User:
     """Refuse, warn or sign in, then return the user; stops the script until someone is signed in.
 
@@ -105,8 +214,7 @@ def gate(address: str | None = None, cfg: TeamConfig | None = None) -> User:
         st.error(f"Team settings in .streamlit/secrets.toml: {exc}")
         st.stop()
         raise
-    address = address if address is not None else st.get_option("server.address")
-    decision = exposure(address, cfg, allow_from_env())
+    decision = exposure(_address(address), cfg, allow_from_env())
     if not decision.ok:
         st.error(decision.refused)
         st.stop()
@@ -116,17 +224,14 @@ def gate(address: str | None = None, cfg: TeamConfig | None = None) -> User:
         user = User("anyone" if decision.warning else "local", OPERATOR, "open" if decision.warning else "local")
         st.session_state[USER_KEY] = user.to_dict()
         return user
-    stored = current_user()
-    if stored is not None and stored.via == "password" and stored.name in cfg.users:
-        user: User | None = User(stored.name, cfg.users[stored.name]["role"], "password")  # today's role
-    else:  # an OIDC identity is read from Streamlit's cookie every run (it may have signed out)
-        user = _oidc_user(cfg)
+    user = _known_user(cfg)
     if user is None and cfg.oidc and getattr(st.user, "is_logged_in", False):
         st.error(f"{st.user.get('email') or 'This account'} has no role on this dashboard; ask an operator.")
         if st.button("Sign out", key="lts_sign_out_norole"):
             st.logout()
         st.stop()
     if user is None:
+        st.session_state.pop(USER_KEY, None)  # a removed password user is signed out
         _sign_in_form(cfg)
         st.stop()
         raise RuntimeError("unreachable")  # st.stop ends the script run

@@ -9,8 +9,8 @@ from charts import front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
 from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, runs_table
 
-st.title("Frontier explorer")
 s = store()
+st.title("Frontier explorer")
 runs = runs_table(s)
 
 labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
@@ -63,4 +63,4 @@ if picked:
         target = c2.selectbox("Open", mine, key="open_arch")
         if c2.button("Open architecture", key="open_btn"):
             st.session_state["arch_input"] = target
-            st.switch_page("pages/architecture.py")
+            st.switch_page("views/architecture.py")

@@ -12,8 +12,8 @@ from lts.decide.rankshift import rank_shift, with_fronts
 from lts.decide.repro import reproductions
 from lts.explore import devices_table, reference_points, reference_sets, runs_table
 
-st.title("Compare devices")
 s = store()
+st.title("Compare devices")
 devices = devices_table(s)
 runs = runs_table(s)
 

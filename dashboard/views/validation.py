@@ -9,12 +9,14 @@ from common import db_path, store
 from lts.errors import LtsError
 from lts.proxies.compare import compare_reference
 from lts.reference import correlations, load_reference
+from lts.team import guarded
+from lts.team.page import can, current_user, limits, viewer_note
 from lts.validate import page as own
-from lts.validate.page import LaunchForm, launch
-from lts.validate.session import cancel_validation
+from lts.validate.page import LaunchForm
 
-st.title("Validation")
 s = store()
+lim = limits()
+st.title("Validation")
 
 st.subheader("LTS's published models (trained on WikiText-103)")
 records = [r for r in load_reference() if r.kind == "random"]
@@ -71,7 +73,7 @@ st.caption("Architectures trained on a real corpus with one fixed recipe: how we
 def start(form: LaunchForm) -> None:
     try:
         with st.spinner("Reading the corpus and training the tokenizer (cached after the first time)..."):
-            vid = launch(s, db_path(), form)
+            vid = guarded.launch_validation(current_user(), s, db_path(), form, limits=lim)
     except LtsError as exc:
         st.error(str(exc))
         return
@@ -79,22 +81,29 @@ def start(form: LaunchForm) -> None:
     st.session_state["validation_pick"] = vid
 
 
-with st.expander("New validation run", expanded=not own.runs(s)):
-    with st.form("new_validation"):
-        d = LaunchForm()
-        c1, c2, c3, c4 = st.columns(4)
-        family = c1.selectbox("Space", ["gpt2", "transxl"], help="a small validation space of this family")
-        n_archs = c2.number_input("Architectures", 2, 200, d.n_archs)
-        steps = c3.number_input("Steps per architecture", 1, 100_000, d.steps)
-        workers = c4.number_input("Workers", 1, 64, min(d.workers, own.cpu_count()))
-        c1, c2, c3, c4 = st.columns(4)
-        corpus = c1.text_input("Corpus (file or folder; blank: Jane Austen)", value="")
-        run_id = c2.text_input("Search run (optional: train its frontier)", value="")
-        vocab = c3.number_input("BPE vocabulary", 257, 65536, d.vocab)
-        seed = c4.number_input("Seed", 0, 2**31 - 1, d.seed)
-        if st.form_submit_button("Start validation", type="primary"):
-            start(LaunchForm(family=family, n_archs=int(n_archs), steps=int(steps), seed=int(seed),
-                             workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id))
+if not can("launch"):
+    viewer_note("starting a validation run")
+else:
+    with st.expander("New validation run", expanded=not own.runs(s)):
+        st.caption(f"This dashboard's limits: {lim.max_validation_archs} architectures, {lim.max_validation_steps} "
+                   f"steps each, {lim.max_concurrent_validations} validation run(s) at once.")
+        with st.form("new_validation"):
+            d = LaunchForm()
+            c1, c2, c3, c4 = st.columns(4)
+            family = c1.selectbox("Space", ["gpt2", "transxl"], help="a small validation space of this family")
+            n_archs = c2.number_input("Architectures", 2, max(2, lim.max_validation_archs),
+                                      min(d.n_archs, max(2, lim.max_validation_archs)))
+            steps = c3.number_input("Steps per architecture", 1, lim.max_validation_steps,
+                                    min(d.steps, lim.max_validation_steps))
+            workers = c4.number_input("Workers", 1, 64, min(d.workers, own.cpu_count()))
+            c1, c2, c3, c4 = st.columns(4)
+            corpus = c1.text_input("Corpus (file or folder; blank: Jane Austen)", value="")
+            run_id = c2.text_input("Search run (optional: train its frontier)", value="")
+            vocab = c3.number_input("BPE vocabulary", 257, 65536, d.vocab)
+            seed = c4.number_input("Seed", 0, 2**31 - 1, d.seed)
+            if st.form_submit_button("Start validation", type="primary"):
+                start(LaunchForm(family=family, n_archs=int(n_archs), steps=int(steps), seed=int(seed),
+                                 workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id))
 
 
 @st.fragment(run_every=3)
@@ -105,9 +114,14 @@ def live() -> None:
             st.progress(min(1.0, (row["n_done"] + row["n_failed"]) / max(1, row["n_archs"])),
                         text=f"{row['n_done']} / {row['n_archs']} trained · {row['n_failed']} failed · "
                              f"{row['elapsed'] or 0:.0f} s")
-            if row["status"] != "cancelling" and st.button("Cancel", key=f"vcancel-{row['validation_id']}"):
-                cancel_validation(s, row["validation_id"])
-                st.rerun(scope="fragment")
+            cancellable = row["status"] != "cancelling" and can("cancel")
+            if cancellable and st.button("Cancel", key=f"vcancel-{row['validation_id']}"):
+                try:
+                    guarded.cancel_validation(current_user(), s, row["validation_id"])
+                except LtsError as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun(scope="fragment")
 
 
 live()

@@ -13,8 +13,8 @@ from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
 from lts.explore import architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json
 
-st.title("Architecture")
 s = store()
+st.title("Architecture")
 recent = [r["arch_id"] for r in s.query(
     "SELECT arch_id FROM run_members m JOIN architectures a USING (arch_id) WHERE m.on_frontier = 1 "
     "ORDER BY a.decoder_params DESC LIMIT 200")]

@@ -8,23 +8,22 @@ import pandas as pd
 import streamlit as st
 
 from charts import error_bar_figure, selected_ids
-from common import db_path, follow_selection, highlight_rows, linked, linked_controls, store, version
+from common import db_path, device_names, follow_selection, highlight_rows, linked, linked_controls, store, version
 from lts.decide.fronts import front_mask_2d
 from lts.decide.points import bounded_sample
 from lts.decide.provenance import VarianceRule, history, provenance
-from lts.decide.remeasure import RemeasureRequest, job_keys, jobs, queue_remeasure, side_by_side, this_host_devices
+from lts.decide.remeasure import RemeasureRequest, job_keys, jobs, side_by_side, this_host_devices
 from lts.errors import LtsError
 from lts.explore import devices_table
+from lts.search.session import queue_position
+from lts.team import guarded
+from lts.team.page import can, current_user, limits, viewer_note
 
-st.title("Measurements")
 s = store()
+st.title("Measurements")
+names = device_names(s, "No measurements yet. Every latency a search takes appears here with its repeats, "
+                     "spread, protocol and device; noisy ones are flagged and can be measured again on this host.")
 devices = devices_table(s)
-if devices.empty:
-    st.info("No measurements yet. Every latency a search takes appears here with its repeats, spread, protocol and "
-            "device; noisy ones are flagged and can be measured again on this host.")
-    st.stop()
-
-names = dict(zip(devices["device_id"], devices["name"]))
 c1, c2 = st.columns([3, 1])
 device = c1.selectbox("Device", list(names), format_func=lambda d: f"{names[d]} ({d[:8]})", key="prov_device")
 max_cv = c2.number_input("Flag CV above (%)", 0.1, 100.0, 5.0, step=0.5, key="prov_cv") / 100
@@ -63,25 +62,33 @@ order = prov.assign(_sel=prov["arch_id"].isin(sel)).sort_values(["_sel", "high_v
 st.dataframe(highlight_rows(order.head(1000), sel), hide_index=True, width="stretch")
 
 st.subheader("Re-measure on this host")
-here = this_host_devices(s)
-flagged = list(order[order["high_variance"]]["arch_id"].head(50))
-options = list(dict.fromkeys([*linked(), *flagged, *prov["arch_id"].head(200)]))
-c1, c2 = st.columns([3, 1])
-picks = c1.multiselect("Architectures", options, default=(linked() or flagged)[:3], key="remeasure_ids")
-name = c2.text_input("Device name on this host", value=here[0] if here else socket.gethostname(), key="remeasure_name",
-                     help="Measurements are stored under this name's device record on this machine: "
-                          + (f"this machine is {', '.join(here)} in the database." if here else
-                             "no device in the database is this machine yet."))
-st.caption("Runs `lts remeasure` in the background with the protocol each architecture was last measured under "
-           "on that device; the old measurement is kept and shown beside the new one.")
-if st.button("Re-measure", type="primary", disabled=not picks, key="remeasure_btn"):
-    try:
-        job = queue_remeasure(s, db_path(), RemeasureRequest(tuple(picks), name))
-    except LtsError as exc:
-        st.error(str(exc))
-    else:
-        st.session_state["remeasure_job"] = job
-        st.toast(f"Queued re-measure job {job}")
+if not can("launch"):
+    viewer_note("re-measuring")
+else:
+    lim = limits()
+    here = this_host_devices(s)
+    flagged = list(order[order["high_variance"]]["arch_id"].head(50))
+    options = list(dict.fromkeys([*linked(), *flagged, *prov["arch_id"].head(200)]))
+    c1, c2 = st.columns([3, 1])
+    picks = c1.multiselect("Architectures", options, default=(linked() or flagged)[:3], key="remeasure_ids",
+                           max_selections=lim.max_budget, help=f"at most {lim.max_budget} per re-measurement here")
+    name = c2.text_input("Device name on this host", value=here[0] if here else socket.gethostname(),
+                         key="remeasure_name",
+                         help="Measurements are stored under this name's device record on this machine: "
+                              + (f"this machine is {', '.join(here)} in the database." if here else
+                                 "no device in the database is this machine yet."))
+    st.caption("Runs `lts remeasure` in the background with the protocol each architecture was last measured under "
+               "on that device; the old measurement is kept and shown beside the new one. It takes its turn in the "
+               "host's measuring queue (one measurement at a time, searches included).")
+    if st.button("Re-measure", type="primary", disabled=not picks, key="remeasure_btn"):
+        try:
+            job = guarded.queue_remeasure(current_user(), s, db_path(), RemeasureRequest(tuple(picks), name),
+                                          limits=lim)
+        except LtsError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["remeasure_job"] = job
+            st.toast(f"Queued re-measure job {job}")
 
 
 def _jobs_active() -> bool:
@@ -94,6 +101,11 @@ def job_status() -> None:
     j = jobs(s)
     if j.empty:
         return
+    for row in j[j["status"].isin(["queued", "running"])].to_dict("records"):
+        position = queue_position(row) if isinstance(row["message"], str) else None  # NaN from pandas otherwise
+        if position is not None:
+            st.caption(f":material/hourglass_top: job `{row['job_id']}` queued (position {position}): waiting for "
+                       f"this host's measuring turn.")
     st.dataframe(j[["job_id", "device_name", "status", "n_done", "n_archs", "message", "created_at"]], hide_index=True,
                  width="stretch")
     job = st.session_state.get("remeasure_job") or j["job_id"].iloc[0]

@@ -9,8 +9,8 @@ from common import store
 from lts.errors import LtsError
 from lts.surrogate.views import assisted_runs, drift_checks, heldout_points, run_predictions, surrogate_choices
 
-st.title("Cost surrogates")
 s = store()
+st.title("Cost surrogates")
 table = surrogate_choices(s)
 if table.empty:
     st.info("No surrogate yet. After a search has measured a few dozen architectures on a device, fit one: "
@@ -29,7 +29,7 @@ chosen = table.iloc[pick]
 
 @st.cache_data(show_spinner="Refitting the surrogate from its training measurements...", max_entries=16)
 def _points(db: str, surrogate_id: str):
-    return heldout_points(store(), surrogate_id)
+    return heldout_points(s, surrogate_id)
 
 
 try:

@@ -6,19 +6,13 @@ import numpy as np
 import streamlit as st
 
 from charts import colours, pick_figure, selected_ids
-from common import cached_device_points, follow_selection, highlight_rows, linked_controls, store
+from common import cached_device_points, device_names, follow_selection, highlight_rows, linked_controls, store
 from lts.decide.fronts import Limits, pick
-from lts.explore import devices_table
 
-st.title("Pick under constraints")
 s = store()
-devices = devices_table(s)
-if devices.empty:
-    st.info("No measurements yet. Run a search on the Search page (or import a bundle on the Data page), then "
-            "pick the best architecture under a device's latency and memory limits here.")
-    st.stop()
-
-names = dict(zip(devices["device_id"], devices["name"]))
+st.title("Pick under constraints")
+names = device_names(s, "No measurements yet. Run a search on the Search page (or import a bundle on the Data "
+                     "page), then pick the best architecture under a device's latency and memory limits here.")
 c1, c2 = st.columns([2, 2])
 device = c1.selectbox("Device", list(names), format_func=lambda d: f"{names[d]} ({d[:8]})", key="pick_device")
 cost = c2.radio("Cost axis", ["latency_ms", "peak_memory_mb"], horizontal=True, key="pick_cost",

@@ -11,8 +11,8 @@ from lts.decide.quality import HistorySettings, quality_history
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
 
-st.title("Front quality")
 s = store()
+st.title("Front quality")
 runs = runs_table(s)
 runs = runs[runs["strategy"] != "darts"]
 if runs.empty:

@@ -1,0 +1,144 @@
+"""Launch searches on this host or on a Ray cluster's device, and follow them live from the database."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import streamlit as st
+
+from common import db_path, run_label, store
+from lts.errors import LtsError
+from lts.explore import runs_table
+from lts.search.objectives import Constraints
+from lts.search.session import ACTIVE, queue_position
+from lts.space.ranges import SearchSpace
+from lts.team import guarded
+from lts.team.page import can, current_user, forget_ray_devices, limits, ray_devices, viewer_note
+
+DEMO_SPACE = {"family": "gpt2", "name": "demo", "n_layer": {"min": 1, "max": 4}, "d_model": [64, 128],
+              "d_embed": [64, 128], "div_val": [1], "n_head": [2, 4], "d_inner": {"min": 128, "max": 512, "step": 64},
+              "vocab_size": 4096, "tgt_len": 64}
+
+s = store()
+lim = limits()
+st.title("Search")
+
+
+def start(space, device, **kw) -> None:
+    """Launch through the guarded call: the role and the limits are checked there, and audited."""
+    try:
+        run_id = guarded.launch_search(current_user(), s, db_path(), space, device, limits=lim, **kw)
+    except LtsError as exc:
+        st.error(str(exc))
+        return
+    st.toast(f"Started run {run_id}")
+    st.session_state["last_run"] = run_id
+
+
+runs = runs_table(s)
+if runs.empty:
+    st.info("No searches yet. Start one below, or run a short demo (about 20 small GPT-2 models, under a minute).")
+    if can("launch") and st.button("Run a demo search", type="primary", key="demo"):
+        start(SearchSpace.from_dict(DEMO_SPACE), socket.gethostname(), budget=min(20, lim.max_budget), population=8,
+              generation=4, objectives="proxy,latency,memory")
+        st.rerun()
+
+if not can("launch"):
+    viewer_note("starting a search")
+else:
+    with st.expander("New search", expanded=runs.empty):
+        running = guarded.running_searches(s)
+        st.caption(f"This dashboard's limits: {lim.max_budget} architectures per search, "
+                   f"{lim.max_concurrent_searches} searches at once ({running} running now).")
+        # Outside the form: typing an address lists that cluster's devices (cached for 30 s).
+        ray_address = st.text_input("Ray cluster address (optional: measure on a cluster's device)", key="ray_address",
+                                    placeholder="HEAD:6379", help="Devices join with ray start --address HEAD:6379 "
+                                    "--resources '{\"lts-device:NAME\": 1}'; blank: measure on this host.").strip()
+        ray_names: list[str] = []
+        if ray_address:
+            try:
+                ray_names = [d.name for d in ray_devices(ray_address)]
+            except LtsError as exc:
+                st.error(f"Ray cluster {ray_address}: {exc}")
+            else:
+                if not ray_names:
+                    st.warning(f"No lts devices in the cluster at {ray_address}: on a device, run ray start --address "
+                               f"{ray_address} --resources '{{\"lts-device:NAME\": 1}}'.")
+            if st.button("Ask the cluster again", key="ray_refresh"):
+                forget_ray_devices()
+                st.rerun()
+        with st.form("new_search"):
+            c1, c2, c3 = st.columns(3)
+            family = c1.selectbox("Space", ["gpt2", "transxl"], help="LTS's search spaces")
+            if ray_names:
+                device = c2.selectbox("Device (Ray cluster)", ray_names, key="ray_device")
+            else:
+                device = c2.text_input("Device name", value=socket.gethostname())
+            strategy = c3.selectbox("Strategy", ["evolution", "random"])
+            custom = st.text_area("Custom space (JSON, optional)", placeholder='{"n_layer": {"min": 2, "max": 8}, "vocab_size": 4096}')
+            c1, c2, c3, c4 = st.columns(4)
+            objectives = c1.multiselect("Objectives", ["proxy", "latency", "memory"], default=["proxy", "latency", "memory"])
+            budget = c2.number_input("Budget (architectures)", 1, lim.max_budget, min(50, lim.max_budget),
+                                     help=f"at most {lim.max_budget} on this dashboard")
+            seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
+            threads = c4.number_input("Threads", 1, 64, 1)
+            c1, c2, c3 = st.columns(3)
+            max_lat = c1.number_input("Max latency (ms, 0 = none)", 0.0, value=0.0)
+            max_mem = c2.number_input("Max memory (MB, 0 = none)", 0.0, value=0.0)
+            min_params = c3.number_input("Min decoder params (0 = none)", 0, value=0)
+            # An address whose devices could not be listed must not quietly fall back to this host.
+            if st.form_submit_button("Start search", type="primary", disabled=bool(ray_address and not ray_names)):
+                try:
+                    spec = {"family": family, **(json.loads(custom) if custom.strip() else {})}
+                    space = SearchSpace.from_dict(spec)
+                except json.JSONDecodeError as exc:
+                    st.error(f"Custom space: malformed JSON ({exc.msg} at line {exc.lineno})")
+                except LtsError as exc:
+                    st.error(f"Custom space: {exc}")
+                else:
+                    try:
+                        constraints = Constraints(max_lat or None, max_mem or None, min_params or None)
+                    except LtsError as exc:
+                        st.error(str(exc))
+                    else:
+                        start(space, device, ray_address=ray_address if ray_names else None, budget=int(budget),
+                              seed=int(seed), threads=int(threads), strategy=strategy,
+                              objectives=",".join(objectives), constraints=constraints)
+
+
+@st.fragment(run_every=2)
+def live() -> None:
+    table = runs_table(s)
+    if table.empty:
+        return
+    active = table[table["status"].isin(ACTIVE)]
+    st.subheader(f"Running ({len(active)})")
+    if active.empty:
+        st.caption("No search is running.")
+    for row in active.to_dict("records"):
+        with st.container(border=True):
+            st.markdown(f"**{run_label(row)}**")
+            done = row["n_evaluated"] / row["budget"] if row["budget"] else 0.0
+            hv = "-" if row["hypervolume"] is None or row["hypervolume"] != row["hypervolume"] else f"{row['hypervolume']:.4f}"
+            position = queue_position(row)
+            waiting = f"queued (position {position}) · " if position is not None else ""
+            st.progress(min(done, 1.0), text=f"{waiting}{row['n_evaluated']} / {row['budget'] or '∞'} evaluated · "
+                                             f"frontier {row['frontier_size']} · hypervolume {hv}")
+            if position is not None:
+                st.caption(f":material/hourglass_top: queued (position {position}): waiting for the device, which "
+                           f"measures one architecture at a time for every search on it.")
+            if row["status"] != "cancelling" and can("cancel") and st.button("Cancel", key=f"cancel-{row['run_id']}"):
+                try:
+                    guarded.cancel_search(current_user(), s, row["run_id"])
+                except LtsError as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun(scope="fragment")
+    st.subheader("All runs")
+    show = table[["run_id", "family", "strategy", "device_name", "status", "n_evaluated", "budget",
+                  "frontier_size", "hypervolume", "message"]]
+    st.dataframe(show, hide_index=True, width="stretch")
+
+
+live()
