@@ -163,6 +163,20 @@ def test_search_form_launches_a_background_search(monkeypatch, tmp_path):
     assert s.run(run["run_id"])["n_evaluated"] == 12
 
 
+def test_search_form_can_screen_with_the_surrogate(monkeypatch, tmp_path):
+    from lts.search.runner import settings_of
+
+    db = tmp_path / "screen.db"
+    at = page(monkeypatch, db, "views/search.py")
+    [m for m in at.multiselect if m.label == "Objectives"][0].set_value(["proxy"])
+    [n for n in at.number_input if n.label.startswith("Budget")][0].set_value(5)
+    [c for c in at.checkbox if c.label.startswith("Screen children")][0].check()
+    [b for b in at.button if b.label == "Start search"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    settings = settings_of(Store(db).runs()[0])
+    assert settings.surrogate is not None and settings.evolution.population == 10
+
+
 def figure(at: AppTest, index: int = 0) -> dict:
     import json
 

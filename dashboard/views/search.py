@@ -13,6 +13,7 @@ from lts.explore import runs_table
 from lts.search.objectives import Constraints
 from lts.search.session import ACTIVE, queue_position
 from lts.space.ranges import SearchSpace
+from lts.surrogate.assist import SurrogateSettings
 from lts.team import guarded
 from lts.team.page import can, current_user, forget_ray_devices, limits, ray_devices, viewer_note
 
@@ -87,6 +88,8 @@ else:
             max_lat = c1.number_input("Max latency (ms, 0 = none)", 0.0, value=0.0)
             max_mem = c2.number_input("Max memory (MB, 0 = none)", 0.0, value=0.0)
             min_params = c3.number_input("Min decoder params (0 = none)", 0, value=0)
+            screen = st.checkbox("Screen children with the cost surrogate (measure only those predicted near the front)",
+                                 value=False, help="lts search --surrogate: see the Cost surrogates page for its error")
             # An address whose devices could not be listed must not quietly fall back to this host.
             if st.form_submit_button("Start search", type="primary", disabled=bool(ray_address and not ray_names)):
                 try:
@@ -104,7 +107,8 @@ else:
                     else:
                         start(space, device, ray_address=ray_address if ray_names else None, budget=int(budget),
                               seed=int(seed), threads=int(threads), strategy=strategy,
-                              objectives=",".join(objectives), constraints=constraints)
+                              objectives=",".join(objectives), constraints=constraints,
+                              surrogate=SurrogateSettings() if screen else None, population=10 if screen else 20)
 
 
 @st.fragment(run_every=2)

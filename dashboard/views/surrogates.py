@@ -44,7 +44,8 @@ else:
     lo, hi = float(min(pts["measured"].min(), pts["predicted"].min())), float(max(pts["measured"].max(), pts["predicted"].max()))
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[lo * 1.1, hi * 1.1, hi * 0.9, lo * 0.9], fill="toself",
-                             fillcolor="rgba(99,110,250,0.12)", line={"width": 0}, name="±10%", hoverinfo="skip"))
+                             mode="lines", fillcolor="rgba(99,110,250,0.12)", line={"width": 0}, name="±10%",
+                             hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dash", "color": "grey"}, name="exact"))
     fig.add_trace(go.Scatter(x=pts["measured"], y=pts["predicted"], mode="markers", name="held out",
                              error_y={"type": "data", "array": pts["std"], "thickness": 1, "width": 0},

@@ -43,7 +43,9 @@ def heldout_points(store: Store, surrogate_id: str) -> pd.DataFrame:
 
 
 def assisted_runs(store: Store) -> list[str]:
-    return [r["run_id"] for r in store.query("SELECT DISTINCT run_id FROM predictions ORDER BY run_id")]
+    """Runs with predictions, the most recently active first."""
+    return [r["run_id"] for r in store.query(
+        "SELECT run_id, MAX(predicted_at) AS last FROM predictions GROUP BY run_id ORDER BY last DESC, run_id")]
 
 
 def run_predictions(store: Store, run_id: str) -> pd.DataFrame:
