@@ -35,7 +35,7 @@ from lts.search.runner import common_scales, run_hypervolume
 from lts.search.session import new_run, open_runner
 from lts.space.ranges import SearchSpace
 from lts.store.db import Store
-from lts.surrogate.assist import SurrogateSettings
+from lts.surrogate.assist import SurrogateSettings, prediction_error
 from lts.surrogate.fit import fit_surrogate, learning_curve
 from lts.surrogate.transfer import transfer_curve
 
@@ -173,7 +173,7 @@ def main() -> None:
             where = f"not reached (best {ah.max():.4f} after {len(ah)} evaluations, {as_[-1]:.0f} device-s)"
         print(f"  seed {seed}: plain HV {target:.4f} after {len(ph)} evaluations, {ps[-1]:.0f} device-s; assisted {where}; "
               f"assisted HV at {len(ah)}: {ah[-1]:.4f}; {state.get('screened', 0)} children screened; "
-              f"prediction error {state.get('surrogate_error')}")
+              f"prediction error (last 50) {prediction_error(store, assisted, last=50)}")
     if ratios:
         print(f"device-seconds ratio (plain / assisted to the same hypervolume): "
               f"{', '.join(f'{r:.1f}x' for r in ratios)}; geometric mean {float(np.exp(np.mean(np.log(ratios)))):.1f}x")

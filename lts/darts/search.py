@@ -86,12 +86,12 @@ class DartsResult:
 
 
 def _batch(stream: Any, rng: np.random.Generator, batch: int, T: int) -> tuple[Any, Any]:
+    """``batch`` random windows of ``T + 1`` tokens of a torch token stream, as (input, target)."""
     import torch
 
-    starts = rng.integers(0, len(stream) - T - 1, size=batch)
-    idx = starts[:, None] + np.arange(T + 1)[None, :]
-    chunk = torch.from_numpy(stream[idx].astype(np.int64))
-    return chunk[:, :-1], chunk[:, 1:]
+    from lts.validate.training import windows
+
+    return windows(stream, torch.from_numpy(rng.integers(0, len(stream) - T - 1, size=batch)), T)
 
 
 def _create_run(store: Store, settings: DartsSettings) -> str:
@@ -131,7 +131,8 @@ def run_darts(
     settings = replace(settings, spec=spec)
     T = spec.tgt_len
     cut = int(len(data.train) * (1 - settings.arch_fraction))
-    w_stream, a_stream = data.train[:cut], data.train[cut:]
+    train_t = torch.from_numpy(data.train.astype(np.int64))  # once, not per batch
+    w_stream, a_stream = train_t[:cut], train_t[cut:]
     if min(len(w_stream), len(a_stream), len(data.valid)) < T + 2:
         raise LtsError(f"corpus {corpus.source!r} is too small for sequences of {T} tokens")
 
@@ -217,15 +218,17 @@ def _supernet_loss(model: Any, valid: np.ndarray, settings: DartsSettings, T: in
     """Mean NLL of the supernet on fixed, evenly spread held-out windows."""
     import torch
 
+    from lts.validate.training import windows
+
     n = min(settings.eval_batches * settings.batch_size, (len(valid) - 1) // T)
     starts = np.linspace(0, len(valid) - T - 1, n).astype(np.int64)
+    stream = torch.from_numpy(valid.astype(np.int64))
     model.eval()
     total = 0.0
     with torch.no_grad():
         for chunk in np.array_split(starts, max(1, n // settings.batch_size)):
-            idx = chunk[:, None] + np.arange(T + 1)[None, :]
-            t = torch.from_numpy(valid[idx].astype(np.int64))
-            total += float(model(t[:, :-1], t[:, 1:])) * len(chunk)
+            x, y = windows(stream, torch.from_numpy(chunk), T)
+            total += float(model(x, y)) * len(chunk)
     model.train()
     return total / n
 

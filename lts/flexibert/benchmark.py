@@ -39,6 +39,7 @@ from lts.flexibert.ranking import (N_FOLDS, ROW_KEYS, cross_validated_alpha, fit
 from lts.flexibert.records import (DATA_DIR, SHIPPED_PUBLISHED, SHIPPED_RECORDS, BenchmarkRecord,
                                    check_published_glue, load_published, load_records, published_columns)
 from lts.proxies import zerolm
+from lts.proxies.compare import read_json_cache
 from lts.validate.correlations import BootstrapSettings
 
 CACHE_FILE = DATA_DIR / "proxy_values.json"
@@ -96,12 +97,7 @@ def _specs(proxies: Sequence[str] | str | None) -> list[Any]:
 
 # -- the shipped result file --------------------------------------------------------------
 def load_cache(path: Path = CACHE_FILE) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LtsError(f"{path}: unreadable FlexiBERT result file ({exc}); regenerate it with {CACHE_COMMAND}") from None
+    return read_json_cache(path, "FlexiBERT result file", CACHE_COMMAND)
 
 
 def write_cache(result: BenchmarkResult, path: Path = CACHE_FILE) -> None:

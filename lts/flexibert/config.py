@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 from lts.errors import ConfigError
+from lts.space.config import checked_int
 
 FAMILY = "flexibert"
 # operation_type -> the operation_parameter values it accepts (DSC: any odd kernel width).
@@ -34,18 +35,6 @@ LT_KINDS = ("DFT", "DCT")
 OPERATION_TYPES = ("SA", "LT", "DSC")
 LAYER_KEYS = ("operation_type", "operation_parameter", "num_operation_heads", "feed_forward_dimension",
               "num_feed_forward")
-
-
-def _int(name: str, value: Any, minimum: int = 1) -> int:
-    # A JSON `true` is an int in Python, but as a width it is a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -71,15 +60,15 @@ class LayerConfig:
         if op == "DSC":
             if isinstance(param, str) and param.isdigit():
                 param = int(param)
-            param = _int(f"{where}: operation_parameter (DSC kernel size)", param)
+            param = checked_int(f"{where}: operation_parameter (DSC kernel size)", param)
             if param % 2 == 0:  # 'same' padding needs a centre tap
                 raise ConfigError(f"{where}: operation_parameter (DSC kernel size) must be odd, got {param}")
-        heads = _int(f"{where}: num_operation_heads", self.num_operation_heads)
+        heads = checked_int(f"{where}: num_operation_heads", self.num_operation_heads)
         if op == "DSC" and heads % 2:
             # Half of the heads attend and half convolve; their outputs are concatenated back to hidden_size.
             raise ConfigError(f"{where}: num_operation_heads must be even for DSC (half attend, half convolve), got {heads}")
-        return LayerConfig(op, param, heads, _int(f"{where}: feed_forward_dimension", self.feed_forward_dimension),
-                           _int(f"{where}: num_feed_forward", self.num_feed_forward))
+        return LayerConfig(op, param, heads, checked_int(f"{where}: feed_forward_dimension", self.feed_forward_dimension),
+                           checked_int(f"{where}: num_feed_forward", self.num_feed_forward))
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> "LayerConfig":
@@ -118,7 +107,7 @@ class FlexiBertConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, at construction
-        hidden = _int("hidden_size", self.hidden_size)
+        hidden = checked_int("hidden_size", self.hidden_size)
         set_(self, "hidden_size", hidden)
         if not isinstance(self.layers, (list, tuple)) or not self.layers:
             raise ConfigError(f"encoder_layers must be a non-empty list, got {self.layers!r}")
@@ -134,10 +123,10 @@ class FlexiBertConfig:
                                   f"hidden_size={hidden}")
             layers.append(layer)
         set_(self, "layers", tuple(layers))
-        set_(self, "vocab_size", _int("vocab_size", self.vocab_size, minimum=2))
-        set_(self, "embedding_size", _int("embedding_size", self.embedding_size))
-        set_(self, "max_position_embeddings", _int("max_position_embeddings", self.max_position_embeddings))
-        set_(self, "type_vocab_size", _int("type_vocab_size", self.type_vocab_size))
+        set_(self, "vocab_size", checked_int("vocab_size", self.vocab_size, minimum=2))
+        set_(self, "embedding_size", checked_int("embedding_size", self.embedding_size))
+        set_(self, "max_position_embeddings", checked_int("max_position_embeddings", self.max_position_embeddings))
+        set_(self, "type_vocab_size", checked_int("type_vocab_size", self.type_vocab_size))
 
     @property
     def n_layer(self) -> int:

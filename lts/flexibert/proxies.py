@@ -44,7 +44,7 @@ from lts.flexibert.config import FlexiBertConfig
 from lts.flexibert.model import build_flexibert
 from lts.flexibert.params import encoder_params, total_params
 from lts.proxies import zero_cost, zerolm
-from lts.proxies.registry import ProxySpec
+from lts.proxies.registry import ProxySpec, analytic, on_batch, on_model
 from lts.proxies.tokens import Batch, corpus_batch
 
 BYTE_OFFSET = 1000
@@ -118,42 +118,30 @@ def heuristic_alpha() -> float:
 
 
 # -- the registry --------------------------------------------------------------------------
-def _analytic(f: Any) -> Any:
-    return lambda cfg, model, tokens: float(f(cfg))
-
-
-def _on_model(f: Any) -> Any:
-    return lambda cfg, model, tokens: float(f(model))
-
-
-def _on_batch(f: Any) -> Any:
-    return lambda cfg, model, tokens: float(f(model, tokens))
-
-
 _SPECS: tuple[ProxySpec, ...] = (
-    ProxySpec("total_params", _analytic(total_params), False, False, False, True,
+    ProxySpec("total_params", analytic(total_params), False, False, False, True,
               "all parameters as specified (embeddings + encoder; per-record hidden size and FFN widths)"),
-    ProxySpec("encoder_params", _analytic(encoder_params), False, False, False, True,
+    ProxySpec("encoder_params", analytic(encoder_params), False, False, False, True,
               "encoder-layer parameters (no embeddings), analytic"),
-    ProxySpec("zerolm", _on_model(lambda m: zerolm.weight_parts(m).score(heuristic_alpha())), True, False, False, True,
+    ProxySpec("zerolm", on_model(lambda m: zerolm.weight_parts(m).score(heuristic_alpha())), True, False, False, True,
               "ZeroLM S_ffn + alpha*S_attn, data-free alpha (self-parameter heuristic on the space)"),
-    ProxySpec("zerolm_ffn", _on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
+    ProxySpec("zerolm_ffn", on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
               "ZeroLM's FFN term alone"),
-    ProxySpec("zerolm_attn", _on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
+    ProxySpec("zerolm_attn", on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
               "ZeroLM's token-mixing (attention/LT/DSC) term alone"),
-    ProxySpec("zerolm_analytic", _analytic(lambda c: expected_parts(c).score(heuristic_alpha())), False, False, False,
+    ProxySpec("zerolm_analytic", analytic(lambda c: expected_parts(c).score(heuristic_alpha())), False, False, False,
               True, "ZeroLM's expectation at the normal(0, 0.02) init, from the config"),
-    ProxySpec("synflow", _on_batch(zero_cost.synflow), True, True, True, True,
+    ProxySpec("synflow", on_batch(zero_cost.synflow), True, True, True, True,
               "sum theta*dR/dtheta with |weights|, R = sum of the encoder output before its last LayerNorm"),
-    ProxySpec("snip", _on_batch(zero_cost.snip), True, True, True, True,
+    ProxySpec("snip", on_batch(zero_cost.snip), True, True, True, True,
               "sum |theta * dL/dtheta| over encoder parameters, L = replaced-token detection"),
-    ProxySpec("grad_norm", _on_batch(zero_cost.grad_norm), True, True, True, True,
+    ProxySpec("grad_norm", on_batch(zero_cost.grad_norm), True, True, True, True,
               "sum of the L2 norms of dL/dtheta over encoder parameter tensors"),
-    ProxySpec("jacob_cov", _on_batch(zero_cost.jacob_cov), True, True, True, True,
+    ProxySpec("jacob_cov", on_batch(zero_cost.jacob_cov), True, True, True, True,
               "-sum log(l+k)+1/(l+k) over eigenvalues of the per-sequence input-Jacobian correlation"),
-    ProxySpec("naswot", _on_batch(zero_cost.naswot), True, True, False, True,
+    ProxySpec("naswot", on_batch(zero_cost.naswot), True, True, False, True,
               "log|det K| of FFN activation-pattern agreements between sequences"),
-    ProxySpec("head_confidence", _on_batch(zero_cost.head_confidence), True, True, False, True,
+    ProxySpec("head_confidence", on_batch(zero_cost.head_confidence), True, True, False, True,
               "sum over attention heads of the mean largest attention probability"),
 )
 

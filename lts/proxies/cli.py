@@ -212,6 +212,15 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
             print(line)
 
 
+def _token_batch_options(p: argparse.ArgumentParser, seed_help: str) -> None:
+    """The options of the proxies' token batch and model init, shared by compare and benchmark."""
+    p.add_argument("--corpus", help="text file or folder for the token batch (default: the shipped corpus)")
+    p.add_argument("--batch", type=int, default=16, help="sequences in the token batch")
+    p.add_argument("--seq-len", type=int, default=32, help="tokens per sequence")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+
+
 def add_commands(sub: Any) -> None:
     """Add ``lts proxies ...`` to the ``lts`` sub-command parser."""
     p = sub.add_parser("proxies", help="training-free proxies: list them, compare them on trained models")
@@ -232,11 +241,7 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--recompute", action="store_true", help="recompute instead of reading the shipped cache")
     c.add_argument("--write-cache", nargs="?", const="", metavar="PATH",
                    help="recompute the full reference comparison and write it (default: lts/data/proxy_reference.json)")
-    c.add_argument("--corpus", help="text file or folder for the token batch (default: the shipped corpus)")
-    c.add_argument("--batch", type=int, default=16, help="sequences in the token batch")
-    c.add_argument("--seq-len", type=int, default=32, help="tokens per sequence")
-    c.add_argument("--seed", type=int, default=0, help="model init and batch seed")
-    c.add_argument("--threads", type=int, default=1, help="torch threads")
+    _token_batch_options(c, seed_help="model init and batch seed")
     c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_compare)
@@ -253,11 +258,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--recompute", action="store_true", help="recompute instead of reading the shipped result file")
     b.add_argument("--write-cache", nargs="?", const="", metavar="PATH",
                    help="recompute the shipped table and write it (default: lts/data/flexibert/proxy_values.json)")
-    b.add_argument("--corpus", help="text file or folder for the token batch (default: the shipped corpus)")
-    b.add_argument("--batch", type=int, default=16, help="sequences in the token batch")
-    b.add_argument("--seq-len", type=int, default=32, help="tokens per sequence")
-    b.add_argument("--seed", type=int, default=0, help="model init, token batch and bootstrap seed")
+    _token_batch_options(b, seed_help="model init, token batch and bootstrap seed")
     b.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals (0: none)")
-    b.add_argument("--threads", type=int, default=1, help="torch threads")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_benchmark)

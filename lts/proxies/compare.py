@@ -201,13 +201,18 @@ def compute_reference(
     }
 
 
-def load_cache(path: Path = CACHE_FILE) -> dict[str, Any] | None:
+def read_json_cache(path: str | Path, what: str, command: str) -> dict[str, Any] | None:
+    """A shipped/generated JSON result file: None when absent, a one-line error naming the fix when damaged."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as exc:
-        raise LtsError(f"{path}: unreadable proxy cache ({exc}); regenerate it with {CACHE_COMMAND}") from None
+        raise LtsError(f"{path}: unreadable {what} ({exc}); regenerate it with {command}") from None
+
+
+def load_cache(path: Path = CACHE_FILE) -> dict[str, Any] | None:
+    return read_json_cache(path, "proxy cache", CACHE_COMMAND)
 
 
 def write_cache(doc: Mapping[str, Any], path: Path = CACHE_FILE) -> None:

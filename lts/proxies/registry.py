@@ -38,44 +38,44 @@ class ProxySpec:
                 "needs_grad": self.needs_grad, "higher_is_better": self.higher_is_better, "summary": self.summary}
 
 
-def _analytic(f: Callable[[Config], float]) -> ProxyFn:
+def analytic(f: Callable[[Config], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(cfg))
 
 
-def _on_model(f: Callable[[nn.Module], float]) -> ProxyFn:
+def on_model(f: Callable[[nn.Module], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(model))  # type: ignore[arg-type]
 
 
-def _on_batch(f: Callable[[nn.Module, torch.Tensor], float]) -> ProxyFn:
+def on_batch(f: Callable[[nn.Module, torch.Tensor], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(model, tokens))  # type: ignore[arg-type]
 
 
 _SPECS: tuple[ProxySpec, ...] = (
-    ProxySpec("decoder_params", _analytic(decoder_params), False, False, False, True,
+    ProxySpec("decoder_params", analytic(decoder_params), False, False, False, True,
               "non-embedding parameters (the LTS proxy), analytic"),
-    ProxySpec("total_params", _analytic(total_params), False, False, False, True,
+    ProxySpec("total_params", analytic(total_params), False, False, False, True,
               "all parameters, tied tensors once, analytic"),
-    ProxySpec("flops", _analytic(flops_per_token), False, False, False, True,
+    ProxySpec("flops", analytic(flops_per_token), False, False, False, True,
               "forward FLOPs per token of one segment, analytic"),
-    ProxySpec("zerolm", _on_model(zerolm.zerolm), True, False, False, True,
+    ProxySpec("zerolm", on_model(zerolm.zerolm), True, False, False, True,
               "ZeroLM: S_ffn + alpha*S_attn of ||W||_F^2/min(m,n) over per-head Q/K/V, O and FFN weights"),
-    ProxySpec("zerolm_ffn", _on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
+    ProxySpec("zerolm_ffn", on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
               "ZeroLM's FFN term S_ffn alone (alpha = 0)"),
-    ProxySpec("zerolm_attn", _on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
+    ProxySpec("zerolm_attn", on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
               "ZeroLM's attention term S_attn alone"),
-    ProxySpec("zerolm_analytic", _analytic(zerolm.zerolm_expected), False, False, False, True,
+    ProxySpec("zerolm_analytic", analytic(zerolm.zerolm_expected), False, False, False, True,
               "ZeroLM's expectation at lts's normal(0, 0.02) init, from the config"),
-    ProxySpec("synflow", _on_batch(zero_cost.synflow), True, True, True, True,
+    ProxySpec("synflow", on_batch(zero_cost.synflow), True, True, True, True,
               "sum theta*dR/dtheta with |weights|, R = sum of the pre-final-norm decoder output"),
-    ProxySpec("snip", _on_batch(zero_cost.snip), True, True, True, True,
+    ProxySpec("snip", on_batch(zero_cost.snip), True, True, True, True,
               "sum |theta * dL/dtheta| over decoder parameters"),
-    ProxySpec("grad_norm", _on_batch(zero_cost.grad_norm), True, True, True, True,
+    ProxySpec("grad_norm", on_batch(zero_cost.grad_norm), True, True, True, True,
               "sum of the L2 norms of dL/dtheta over decoder parameter tensors"),
-    ProxySpec("jacob_cov", _on_batch(zero_cost.jacob_cov), True, True, True, True,
+    ProxySpec("jacob_cov", on_batch(zero_cost.jacob_cov), True, True, True, True,
               "-sum log(l+k)+1/(l+k) over eigenvalues of the per-sequence input-Jacobian correlation"),
-    ProxySpec("naswot", _on_batch(zero_cost.naswot), True, True, False, True,
+    ProxySpec("naswot", on_batch(zero_cost.naswot), True, True, False, True,
               "log|det K| of FFN activation-pattern agreements (N - Hamming) between sequences"),
-    ProxySpec("head_confidence", _on_batch(zero_cost.head_confidence), True, True, False, True,
+    ProxySpec("head_confidence", on_batch(zero_cost.head_confidence), True, True, False, True,
               "sum over heads of the mean largest attention probability"),
 )
 

@@ -33,7 +33,7 @@ from lts.search.strategies import STRATEGIES, EvolutionSettings, propose
 from lts.space.config import Config, config_from_json
 from lts.space.ranges import SearchSpace
 from lts.store.db import Store
-from lts.surrogate.assist import Screen, SurrogateSettings, prediction_error
+from lts.surrogate.assist import Screen, SurrogateSettings
 from lts.surrogate.drift import DriftMonitor, DriftSettings
 
 MeasureFn = Callable[[Config], Mapping[str, Any]]
@@ -291,7 +291,6 @@ class SearchRunner:
         chosen = self.screen.select(first, self.members, room, self._scales())
         self.state["idle_generations"] = 0 if chosen else self.state.get("idle_generations", 0) + 1
         self.state["screened"] = self.state.get("screened", 0) + len(first)
-        self.state["surrogate_error"] = prediction_error(self.store, self.run_id, last=50)
         return chosen
 
     def _budget_left(self, elapsed: float) -> bool:

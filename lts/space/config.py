@@ -29,7 +29,8 @@ from lts.errors import ConfigError
 FAMILIES = ("gpt2", "transxl")  # the searchable spaces; CONFIG_TYPES adds the derived "darts" family
 
 
-def _int(name: str, value: Any, minimum: int = 1) -> int:
+def checked_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (an integral float is accepted), else a one-line ConfigError."""
     # bool is an int subclass; a JSON `true` for a width is a mistake, not a 1.
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
@@ -48,7 +49,7 @@ def _int_list(name: str, value: Any, length: int, minimum: int = 1) -> tuple[int
         raise ConfigError(f"{name} must be a list of {length} integers, got {value!r}")
     if len(value) != length:
         raise ConfigError(f"{name} has {len(value)} entries but n_layer is {length}")
-    return tuple(_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+    return tuple(checked_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -77,25 +78,25 @@ class _Base:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise in place once, at construction
-        n_layer = _int("n_layer", self.n_layer)
+        n_layer = checked_int("n_layer", self.n_layer)
         set_(self, "n_layer", n_layer)
-        set_(self, "d_model", _int("d_model", self.d_model))
+        set_(self, "d_model", checked_int("d_model", self.d_model))
         d_embed = self.d_embed
         if d_embed == -1:  # LTS's convention: -1 means "same as d_model"
             d_embed = self.d_model
-        set_(self, "d_embed", _int("d_embed", d_embed))
-        div_val = _int("div_val", self.div_val)
+        set_(self, "d_embed", checked_int("d_embed", d_embed))
+        div_val = checked_int("div_val", self.div_val)
         set_(self, "div_val", div_val)
         set_(self, "n_head", _int_list("n_head", self.n_head, n_layer))
         set_(self, "d_inner", _int_list("d_inner", self.d_inner, n_layer))
-        vocab = _int("vocab_size", self.vocab_size, minimum=2)
+        vocab = checked_int("vocab_size", self.vocab_size, minimum=2)
         set_(self, "vocab_size", vocab)
-        set_(self, "tgt_len", _int("tgt_len", self.tgt_len))
+        set_(self, "tgt_len", checked_int("tgt_len", self.tgt_len))
         set_(self, "tie_weight", _bool("tie_weight", self.tie_weight))
 
         if not isinstance(self.cutoffs, (list, tuple)):
             raise ConfigError(f"cutoffs must be a list of integers, got {self.cutoffs!r}")
-        cutoffs = tuple(_int(f"cutoffs[{i}]", c) for i, c in enumerate(self.cutoffs))
+        cutoffs = tuple(checked_int(f"cutoffs[{i}]", c) for i, c in enumerate(self.cutoffs))
         if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
             raise ConfigError(f"cutoffs must be strictly increasing, got {list(cutoffs)}")
         if cutoffs and cutoffs[-1] >= vocab:
@@ -214,7 +215,7 @@ class TransXLConfig(_Base):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "mem_len", _int("mem_len", self.mem_len, minimum=0))
+        object.__setattr__(self, "mem_len", checked_int("mem_len", self.mem_len, minimum=0))
         if self.d_head == -1:
             for i, h in enumerate(self.n_head):
                 if self.d_model % h:
@@ -222,7 +223,7 @@ class TransXLConfig(_Base):
                         f"n_head[{i}]={h} does not divide d_model={self.d_model} (d_head=-1)"
                     )
         else:
-            object.__setattr__(self, "d_head", _int("d_head", self.d_head))
+            object.__setattr__(self, "d_head", checked_int("d_head", self.d_head))
         if self.d_model % 2:
             raise ConfigError(
                 f"d_model must be even for sinusoidal relative positions, got {self.d_model}"
@@ -276,18 +277,18 @@ class DartsConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        n_layer = _int("n_layer", self.n_layer)
+        n_layer = checked_int("n_layer", self.n_layer)
         set_(self, "n_layer", n_layer)
-        d = _int("d_model", self.d_model)
+        d = checked_int("d_model", self.d_model)
         set_(self, "d_model", d)
-        n_split = _int("n_split", self.n_split, minimum=2)
+        n_split = checked_int("n_split", self.n_split, minimum=2)
         set_(self, "n_split", n_split)
         if d % n_split:
             raise ConfigError(f"n_split={n_split} does not divide d_model={d}")
-        set_(self, "vocab_size", _int("vocab_size", self.vocab_size, minimum=2))
-        set_(self, "tgt_len", _int("tgt_len", self.tgt_len))
-        set_(self, "ffn_mult", _int("ffn_mult", self.ffn_mult))
-        heads = _int("conv_heads", self.conv_heads)
+        set_(self, "vocab_size", checked_int("vocab_size", self.vocab_size, minimum=2))
+        set_(self, "tgt_len", checked_int("tgt_len", self.tgt_len))
+        set_(self, "ffn_mult", checked_int("ffn_mult", self.ffn_mult))
+        heads = checked_int("conv_heads", self.conv_heads)
         set_(self, "conv_heads", heads)
         width = d // n_split
         if not isinstance(self.ops, (list, tuple)) or len(self.ops) != n_layer:

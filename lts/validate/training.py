@@ -62,7 +62,7 @@ def _init_projections(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[0]))
 
 
-def _windows(stream: torch.Tensor, starts: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def windows(stream: torch.Tensor, starts: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     idx = starts[:, None] + torch.arange(length + 1)[None, :]
     chunk = stream[idx]
     return chunk[:, :-1], chunk[:, 1:]
@@ -103,7 +103,7 @@ def evaluate(model: torch.nn.Module, cfg: Config, valid: torch.Tensor, recipe: R
         else:
             starts = _eval_starts(valid.numel(), T, recipe.eval_sequences)
             for chunk in starts.split(64):
-                x, y = _windows(valid, chunk, T)
+                x, y = windows(valid, chunk, T)
                 total += float(model(x, y)) * y.numel()
                 count += y.numel()
     model.train()
@@ -157,7 +157,7 @@ def train(
             loss, mems = model(x, y, mems)
         else:
             starts = torch.randint(0, train_t.numel() - T - 1, (B,), generator=gen)
-            x, y = _windows(train_t, starts, T)
+            x, y = windows(train_t, starts, T)
             loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
