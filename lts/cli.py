@@ -25,28 +25,96 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused argument is one ``lts: error: ...`` line (status 2), like every other
+    bad input, not a wrapped usage block: scripts read the last line, people the message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        print(f"lts: error: {command + ': ' if command else ''}{message.splitlines()[0] if message else ''}",
+              file=sys.stderr)
+        sys.exit(2)
+
+
+def int_arg(lo: int, hi: int | None = None) -> Any:
+    """An argparse ``type``: an integer in [lo, hi], refused by argparse itself otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # also a number of more than 4300 digits
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            want = f">= {lo:,}" if hi is None else f"in {lo:,}..{hi:,}"
+            raise argparse.ArgumentTypeError(f"must be an integer {want}, got {text[:40]}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_arg(lo: float = 0.0, hi: float | None = None, lo_open: bool = True) -> Any:
+    """An argparse ``type``: a finite number above ``lo`` (or at it, with ``lo_open=False``), at most ``hi``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        # nan and inf parse as floats, and NaN compares False with every bound: test finiteness first
+        below = value <= lo if lo_open else value < lo
+        if not float("-inf") < value < float("inf") or below or (hi is not None and value > hi):
+            want = (f"{'>' if lo_open else '>='} {lo:g}") + ("" if hi is None else f" and <= {hi:g}")
+            raise argparse.ArgumentTypeError(f"must be a finite number {want}, got {text[:40]}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    """(text, source) of a file or of stdin ('-'), any failure as one LtsError line."""
+    if path == "-":
+        try:
+            return sys.stdin.read(), "<stdin>"
+        except UnicodeDecodeError:
+            raise LtsError("<stdin>: not text (not UTF-8)") from None
+    p = Path(path)
+    if not p.is_file():
+        raise LtsError(f"{path}: {'is a directory' if p.is_dir() else 'no such file'}")
+    try:
+        return p.read_bytes().decode("utf-8-sig"), path
+    except UnicodeDecodeError:
+        raise LtsError(f"{path}: not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise LtsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _json_value(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LtsError(f"{source}: malformed JSON ({exc.msg})") from None
+    except RecursionError:
+        raise LtsError(f"{source}: malformed JSON (nested too deeply)") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise LtsError(f"{source}: malformed JSON (a number of more than 4300 digits)") from None
+
+
 def _read_configs(path: str) -> Iterator[tuple[str, Any]]:
     """Configs from a JSON file holding one object, a list of objects, or JSON lines ('-': stdin)."""
     from lts.space.config import config_from_dict
 
-    if path == "-":
-        text, source = sys.stdin.read(), "<stdin>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise LtsError(f"{path}: no such file")
-        text, source = p.read_text(), path
+    text, source = _read_text(path)
     try:
         data = json.loads(text)
         items = data if isinstance(data, list) else [data]
     except json.JSONDecodeError:
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise LtsError(f"{source}: line {n}: malformed JSON ({exc.msg})") from None
+        items = [_json_value(line, f"{source}: line {n}")
+                 for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    except (RecursionError, ValueError):
+        _json_value(text, source)  # raises the one-line error
+        raise
     if not items:
         raise LtsError(f"{source}: no config found")
     for i, item in enumerate(items):
@@ -55,6 +123,8 @@ def _read_configs(path: str) -> Iterator[tuple[str, Any]]:
             yield where, config_from_dict(item)
         except LtsError as exc:
             raise LtsError(f"{where}: {exc}") from None
+        except RecursionError:  # a value nested too deeply to compare
+            raise LtsError(f"{where}: nested too deeply") from None
 
 
 # -- sub-commands -------------------------------------------------------------------------
@@ -79,12 +149,14 @@ def cmd_proxy(args: argparse.Namespace) -> None:
     from lts.space.ranges import load_space
 
     space = load_space(args.space) if args.space else None
-    for where, cfg in _read_configs(args.file):
+    configs = list(_read_configs(args.file))  # the whole file is checked before anything is printed
+    for where, cfg in configs:
         if space is not None:
             try:
                 space.check(cfg)
             except LtsError as exc:
                 raise LtsError(f"{where}: {exc}") from None
+    for where, cfg in configs:
         out = {"arch_id": cfg.arch_id, "family": cfg.family, **proxy_values(cfg)}
         if args.breakdown:
             out["breakdown"] = breakdown(cfg)
@@ -158,27 +230,47 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from lts.search.objectives import Constraints
+    from lts.search.objectives import Constraints, parse_objectives
+    from lts.search.runner import SearchSettings
     from lts.search.session import new_run, open_runner
+    from lts.search.strategies import EvolutionSettings
+    from lts.space.ranges import load_space
     from lts.surrogate.assist import SurrogateSettings
     from lts.surrogate.drift import DriftSettings
 
-    store = _store(args)
     if args.resume:
+        store = _store(args)
         run_id = args.resume
     else:
+        # Every setting is checked before the database is opened: a refused search leaves the file
+        # as it was (not created, not migrated, no run row).
         if args.budget is None and args.time_budget is None:
             raise LtsError("give --budget N (evaluations) and/or --time-budget SECONDS")
+        space = load_space(args.space)
+        population = args.population or (10 if args.surrogate else 20)
+        constraints = Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params)
+        surrogate = SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None
+        drift = DriftSettings(every=args.drift_every, threshold=args.drift_threshold)
+        settings = SearchSettings(
+            space=space, objectives=parse_objectives(args.objectives), constraints=constraints,
+            strategy=args.strategy, seed=args.seed, budget=args.budget, time_budget=args.time_budget,
+            evolution=EvolutionSettings(population=population, generation=args.generation),
+            surrogate=surrogate, drift=drift,
+        )
+        if settings.needs_measurement:
+            from lts.cost.protocol import Protocol
+
+            Protocol(batch=args.batch, seq_len=args.seq_len, threads=args.threads)
+            if not (args.device_name and args.device_name.strip()):
+                raise LtsError("a device name is required for a search that measures latency or memory "
+                               "(--device-name NAME)")
+        store = _store(args)
         run_id = new_run(
-            store, args.space, args.device_name, budget=args.budget, time_budget=args.time_budget,
-            objectives=args.objectives,
-            constraints=Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params),
-            strategy=args.strategy, seed=args.seed, generation=args.generation,
-            population=args.population or (10 if args.surrogate else 20),
+            store, space, args.device_name, budget=args.budget, time_budget=args.time_budget,
+            objectives=settings.objectives, constraints=constraints,
+            strategy=args.strategy, seed=args.seed, generation=args.generation, population=population,
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
-            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None,
-            drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
-            ray_address=args.ray_address,
+            surrogate=surrogate, drift=drift, ray_address=args.ray_address, memory_limit_mb=args.memory_limit_mb,
         )
     print(f"run {run_id}", flush=True)
     with contextlib.ExitStack() as stack:
@@ -199,6 +291,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             raise LtsError(f"interrupted; resume with: lts search --resume {run_id}") from None
     hv = "-" if run["hypervolume"] is None else f"{run['hypervolume']:.4f}"
     print(f"status {run['status']}: {run['n_evaluated']} evaluated, frontier {run['frontier_size']}, hypervolume {hv}")
+    if run.get("message"):  # why it stopped early (nothing new found, cancelled, ...)
+        print(f"message: {run['message']}")
     state = json.loads(run["state_json"] or "{}")
     if "screened" in state:
         from lts.surrogate.assist import prediction_error
@@ -256,18 +350,32 @@ def cmd_runs(args: argparse.Namespace) -> None:
 def cmd_export_run(args: argparse.Namespace) -> None:
     from lts.store.bundle import write_bundle
 
-    n = write_bundle(_store(args), args.run_ids, args.output)
+    out = Path(args.output)
+    # Checked before anything is exported: the bundle is written in one go at the end.
+    if out.is_dir():
+        raise LtsError(f"{args.output}: is a directory (give the bundle's file name)")
+    if not out.parent.is_dir():
+        raise LtsError(f"{args.output}: no such folder {str(out.parent)!r}")
+    try:
+        n = write_bundle(_store(args), args.run_ids, args.output)
+    except OSError as exc:  # unwritable folder, full disk, ...
+        raise LtsError(f"{args.output}: cannot write ({exc.strerror or type(exc).__name__})") from None
     print(f"wrote {args.output}: " + ", ".join(f"{v} {k}" for k, v in n.items()))
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from lts.store.bundle import import_bundle
+    from lts.store.bundle import import_bundle, parse_bundle, summary_line
 
     p = Path(args.bundle)
     if not p.is_file():
         raise LtsError(f"{args.bundle}: no such file")
-    added = import_bundle(_store(args), p.read_bytes(), args.bundle)
-    print(f"imported {args.bundle}: " + ", ".join(f"{v} new {k}" for k, v in added.items()))
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise LtsError(f"{args.bundle}: cannot read ({exc.strerror})") from None
+    bundle = parse_bundle(data, args.bundle)  # a refused bundle must not even create the database
+    added = import_bundle(_store(args), data, args.bundle, bundle=bundle)
+    print(f"imported {args.bundle}: {summary_line(added)}")
 
 
 def _add_search_commands(sub: Any) -> None:
@@ -277,28 +385,37 @@ def _add_search_commands(sub: Any) -> None:
     s = sub.add_parser("search", help="run (or --resume) a multi-objective architecture search")
     s.add_argument("--space", default="gpt2", help="gpt2, transxl or a space file")
     s.add_argument("--device-name", help="name of this device in the results")
-    s.add_argument("--budget", type=int, help="number of architectures to evaluate")
-    s.add_argument("--time-budget", type=float, help="seconds of search (across resumes)")
+    from lts.space.config import LIMITS
+
+    s.add_argument("--budget", type=int_arg(1, 10**9), help="number of architectures to evaluate")
+    s.add_argument("--time-budget", type=float_arg(0), help="seconds of search (across resumes)")
     s.add_argument("--objectives", default="proxy,latency,memory", help="comma list of proxy, latency, memory")
-    s.add_argument("--max-latency-ms", type=float)
-    s.add_argument("--max-memory-mb", type=float)
-    s.add_argument("--min-params", type=int, help="minimum decoder parameters")
-    s.add_argument("--max-params", type=int, help="maximum decoder parameters")
+    s.add_argument("--max-latency-ms", type=float_arg(0))
+    s.add_argument("--max-memory-mb", type=float_arg(0),
+                   help="constraint: candidates whose peak memory is higher are infeasible (and not timed)")
+    s.add_argument("--memory-limit-mb", type=float_arg(0, LIMITS["memory_mb"]),
+                   help="candidates needing more memory are infeasible without being timed (like lts measure)")
+    s.add_argument("--min-params", type=int_arg(1), help="minimum decoder parameters")
+    s.add_argument("--max-params", type=int_arg(1), help="maximum decoder parameters")
     s.add_argument("--strategy", default="evolution", choices=["evolution", "random"])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--population", type=int, help="evolution: initial random members / parent pool "
+    s.add_argument("--seed", type=int_arg(-(2**63), 2**63 - 1), default=0)  # stored as a SQLite integer
+    s.add_argument("--population", type=int_arg(1, LIMITS["population"]),
+                   help="evolution: initial random members / parent pool "
                    "(default 20; 10 with --surrogate, which screens from the 11th on)")
-    s.add_argument("--generation", type=int, default=10, help="evolution: children per generation")
-    s.add_argument("--batch", type=int, default=1)
-    s.add_argument("--seq-len", type=int, help="default: the space's tgt_len")
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--generation", type=int_arg(1, LIMITS["generation"]), default=10,
+                   help="evolution: children per generation")
+    s.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
+    s.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: the space's tgt_len")
+    s.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), default=1)
     s.add_argument("--surrogate", action="store_true",
                    help="screen children by predicted latency/memory; measure only those that may reach the front")
-    s.add_argument("--surrogate-pool", type=int, default=10, help="children proposed per child measured (default 10)")
-    s.add_argument("--surrogate-z", type=float, default=1.0, help="optimism in predicted standard deviations")
-    s.add_argument("--drift-every", type=int, default=0,
+    s.add_argument("--surrogate-pool", type=int_arg(1, LIMITS["surrogate_pool"]), default=10,
+                   help="children proposed per child measured (default 10)")
+    s.add_argument("--surrogate-z", type=float_arg(0, 100, lo_open=False), default=1.0,
+                   help="optimism in predicted standard deviations")
+    s.add_argument("--drift-every", type=int_arg(0, 10**9), default=0,
                    help="re-measure a reference architecture every N evaluations (0: off); flags device drift")
-    s.add_argument("--drift-threshold", type=float, default=0.15, help="relative change that flags drift")
+    s.add_argument("--drift-threshold", type=float_arg(0, 10), default=0.15, help="relative change that flags drift")
     s.add_argument("--ray-address", help="measure on the Ray cluster's device --device-name (auto, HOST:PORT, ray://HOST:10001)")
     s.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -328,7 +445,9 @@ def _add_search_commands(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lts", description="Training-free, hardware-aware Transformer LM search.")
+    from lts.space.config import LIMITS  # light: lts.proxies.cli imports it anyway
+
+    p = _Parser(prog="lts", description="Training-free, hardware-aware Transformer LM search.")
     sub = p.add_subparsers(dest="command", required=True)
 
     space = sub.add_parser("space", help="search spaces").add_subparsers(dest="space_cmd", required=True)
@@ -338,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="sample architectures (JSON lines)")
     sample.add_argument("--space", default="gpt2", help="gpt2, transxl or a space file")
-    sample.add_argument("-n", type=int, default=5)
+    sample.add_argument("-n", type=int_arg(0), default=5)
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(func=cmd_sample)
 
@@ -364,13 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     ms = sub.add_parser("measure", help="latency and peak memory of configs on this device (JSON lines)")
     ms.add_argument("file", help="JSON file: one config, a list, or JSON lines ('-': stdin)")
     ms.add_argument("--device-name", required=True, help="name of this device in the results")
-    ms.add_argument("--batch", type=int, default=1)
-    ms.add_argument("--seq-len", type=int, help="default: each config's tgt_len")
+    ms.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
+    ms.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: each config's tgt_len")
     ms.add_argument("--backend", default="torch", help="torch (the only backend wired in)")
     ms.add_argument("--kind", default="cpu", choices=["cpu", "cuda"])
-    ms.add_argument("--threads", type=int, help="torch threads (default 1)")
-    ms.add_argument("--memory-limit-mb", type=float, help="candidates needing more are infeasible")
-    ms.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate and worker")
+    ms.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), help="torch threads (default 1)")
+    ms.add_argument("--memory-limit-mb", type=float_arg(0, LIMITS["memory_mb"]),
+                    help="candidates needing more are infeasible")
+    ms.add_argument("--timeout", type=float_arg(0, LIMITS["timeout_s"]), default=120.0,
+                    help="seconds per candidate and worker")
     ms.set_defaults(func=cmd_measure)
 
     _add_search_commands(sub)
@@ -385,7 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a refused argument (its one line is printed) or --help: return the status
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 0:
         parser.error("-n must be >= 0")
     try:
@@ -395,6 +519,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `lts sample -n 1000 | head` is normal use
         return 0
+    except MemoryError:
+        print("lts: error: out of memory", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last resort for the database's own failures
+        import sqlite3
+
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.IntegrityError):
+            raise
+        # The store turns a corrupt, read-only or busy file into LtsError; this catches what reaches
+        # sqlite3 another way (a pandas read), so the user still gets one line, not a traceback.
+        db = getattr(args, "db", None) or "the database"
+        print(f"lts: error: {db}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
     return 0
 
 

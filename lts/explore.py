@@ -24,17 +24,36 @@ POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "fam
                  "total_params", "latency_ms", "peak_memory_mb", "feasible", "n_layer", "d_model"]
 
 
-def runs_table(store: Store) -> pd.DataFrame:
+RUN_COLUMNS = ["run_id", "family", "strategy", "device_name", "device_id", "status", "n_evaluated", "budget",
+               "frontier_size", "hypervolume", "elapsed", "message", "created_at", "updated_at", "objectives_json",
+               "constraints_json"]
+_RUN_INTS = ("n_evaluated", "budget", "frontier_size")
+
+
+def run_list(store: Store) -> list[dict[str, Any]]:
+    """Every run as a plain row (newest first) with its effective status ('stopped' for a dead process)."""
     from lts.search.session import effective_status
 
     rows = store.runs()
     for r in rows:
         r["status"] = effective_status(r)
-    return pd.DataFrame(rows, columns=[
-        "run_id", "family", "strategy", "device_name", "device_id", "status", "n_evaluated", "budget",
-        "frontier_size", "hypervolume", "elapsed", "message", "created_at", "updated_at", "objectives_json",
-        "constraints_json",
-    ] if not rows else None)
+    return rows
+
+
+def active_runs(store: Store) -> list[dict[str, Any]]:
+    """Runs that are created, running or cancelling now, as plain rows (what the live panel shows)."""
+    from lts.search.session import ACTIVE
+
+    return [r for r in run_list(store) if r["status"] in ACTIVE]
+
+
+def runs_table(store: Store) -> pd.DataFrame:
+    """:func:`run_list` as a frame for tables and pickers; go back to rows with ``lts.store.rows.records``."""
+    rows = run_list(store)
+    df = pd.DataFrame(rows, columns=None if rows else RUN_COLUMNS)
+    for col in _RUN_INTS:  # a NULL budget must not turn the counts into floats
+        df[col] = df[col].astype("Int64")
+    return df
 
 
 def devices_table(store: Store) -> pd.DataFrame:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from lts.errors import LtsError
 from lts.proxies.params import breakdown, proxy_values
@@ -175,6 +174,8 @@ def correlations(records: list[ReferenceRecord], proxies: tuple[str, ...] = ("de
     Signs are flipped so that +1 means "a larger proxy ranks exactly as a lower perplexity",
     the convention of the LTS paper (0.967 for GPT-2's decoder params).
     """
+    from scipy import stats  # here, not at import: scipy.stats costs ~0.5 s that `lts reference params` need not pay
+
     rows = []
     by_set: dict[str, list[ReferenceRecord]] = {}
     for r in records:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,17 @@ from lts.space.ranges import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+def pytest_configure(config) -> None:
+    """The suite's own host-lock directory (inherited by the CLI processes tests start): a test that
+    measures must not queue behind an `lts search` someone else runs on this machine, nor hold theirs."""
+    config._lts_lock_dir = tempfile.mkdtemp(prefix="lts-test-locks-")
+    os.environ["LTS_LOCK_DIR"] = config._lts_lock_dir
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(getattr(config, "_lts_lock_dir", ""), ignore_errors=True)
 
 
 @pytest.fixture

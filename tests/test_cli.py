@@ -70,3 +70,21 @@ def test_space_show_and_reference(capsys):
     code, out, _ = run(capsys, "reference", "params", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert all(r["nonembedding_exact"] == r["n"] for r in rows)
+
+
+def test_argparse_refusals_are_one_line(capsys):
+    for argv in (["search", "--generation", "0"], ["sample", "-n", "-1"], ["measure", "x.json"],
+                 ["search", "--max-latency-ms", "nan"], ["nosuchcommand"]):
+        code = main(argv)  # the status, not SystemExit: main() returns it for argparse refusals too
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and err.startswith("lts: error: "), err
+
+
+def test_search_says_why_it_stopped_early(capsys, tmp_path):
+    space = tmp_path / "tiny.json"
+    space.write_text(json.dumps({"family": "gpt2", "n_layer": [1], "d_model": [16], "n_head": [1], "d_embed": [16],
+                                 "div_val": [1], "d_inner": {"min": 8, "max": 9}, "vocab_size": 300}))
+    code, out, _ = run(capsys, "search", "--db", str(tmp_path / "s.db"), "--space", str(space), "--objectives",
+                       "proxy", "--budget", "5", "--no-progress")
+    assert code == 0 and "status finished: 2 evaluated" in out
+    assert "message: the space has no unevaluated architecture left" in out

@@ -76,3 +76,50 @@ def test_scalar_per_layer_values_broadcast():
     cfg = config_from_dict({"family": "transxl", "n_layer": 3, "n_head": 4, "d_inner": 700})
     assert cfg.n_head == (4, 4, 4) and cfg.d_inner == (700, 700, 700)
     assert cfg.head_dim(0) == cfg.d_model // 4
+
+
+from lts.space.config import LIMITS, short_repr  # noqa: E402
+
+
+@pytest.mark.parametrize("field, data", [
+    ("n_layer", {"family": "gpt2", "n_layer": LIMITS["n_layer"] + 1}),
+    ("n_layer", {"family": "gpt2", "n_layer": 10**8}),  # used to build 10**8-long lists for minutes
+    ("d_model", {"family": "gpt2", "n_layer": 1, "d_model": LIMITS["d_model"] * 2, "n_head": 1}),
+    ("d_inner[0]", {"family": "gpt2", "n_layer": 1, "d_inner": LIMITS["d_inner"] + 1}),
+    ("vocab_size", {"family": "gpt2", "n_layer": 1, "vocab_size": LIMITS["vocab_size"] + 1}),
+    ("cutoffs", {"family": "gpt2", "n_layer": 1, "vocab_size": 10**6, "cutoffs": list(range(1, 18))}),
+    ("tgt_len", {"family": "gpt2", "n_layer": 1, "tgt_len": LIMITS["tgt_len"] + 1}),
+    ("mem_len", {"family": "transxl", "n_layer": 1, "mem_len": LIMITS["mem_len"] + 1}),
+    ("n_head[0]", {"family": "transxl", "n_layer": 1, "d_model": 64, "d_head": 8, "n_head": 65}),
+    ("family", {"family": ["gpt2"], "n_layer": 1}),
+    ("family", {"family": {"a": 1}, "n_layer": 1}),
+    ("ops[0][0]", {"family": "darts", "n_layer": 1, "ops": [["conv5000", "ffn"]]}),
+    ("ops[0][0]", {"family": "darts", "n_layer": 1, "ops": [["attn\u00b2", "ffn"]]}),
+])
+def test_limits_and_types_are_refused_with_the_field_named(field, data):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_configs_at_the_limits_are_valid():
+    cfg = config_from_dict({"family": "gpt2", "n_layer": LIMITS["n_layer"], "d_model": LIMITS["d_model"],
+                            "n_head": 1, "d_inner": LIMITS["d_inner"], "vocab_size": LIMITS["vocab_size"],
+                            "tgt_len": LIMITS["tgt_len"]})
+    assert cfg.n_layer == LIMITS["n_layer"]
+
+
+def test_messages_stay_short_whatever_the_value():
+    deep: list = []
+    for _ in range(500):
+        deep = [deep, deep]  # 2**500 leaves if printed in full
+    assert len(short_repr(deep)) <= 60 and len(short_repr("x" * 10**6)) <= 60
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"family": "gpt2", "n_layer": deep})
+    assert len(str(err.value)) < 200
+
+
+def test_deep_and_huge_json_are_one_line():
+    for text in ("[" * 100_000 + "]" * 100_000, '{"n_layer": 1' + "0" * 5000 + "}"):
+        with pytest.raises(ConfigError, match="malformed JSON"):
+            config_from_json(text, source="x.json")

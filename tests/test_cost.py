@@ -186,10 +186,14 @@ def test_killed_worker_is_infeasible_and_the_measurer_recovers(measurer):
 
 
 def test_timeout_kills_and_recovers(measurer):
+    before = measurer.worker_pids
     with settings(measurer, timeout_s=2):
         r = measurer.measure(gpt2(), _fault="hang")
-        assert r.infeasible == "timed out after 2 s"
-        assert measurer.measure(gpt2()).infeasible is None
+    assert r.infeasible == "timed out after 2 s"
+    # Recovery runs under the ordinary timeout: a fresh worker's first candidate (torch start-up,
+    # first allocations) took 25 s on a loaded machine, which says nothing about the timeout.
+    assert measurer.measure(gpt2()).infeasible is None
+    assert measurer.worker_pids["memory"] != before["memory"]  # the hung worker was replaced
 
 
 def test_memory_limit(measurer):

@@ -21,6 +21,23 @@ def lts(*args, db, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def _progress(store: Store) -> tuple[int, int] | None:
+    """(runs.n_evaluated, members) of the only run, read in one snapshot (one read transaction).
+
+    Two separate statements see two moments: a poll that read n_evaluated and then, later, the
+    members, compares different states of a running search."""
+    conn = store.conn
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute("SELECT run_id, n_evaluated FROM runs").fetchone()
+        if row is None:
+            return None
+        members = conn.execute("SELECT COUNT(*) FROM run_members WHERE run_id = ?", (row[0],)).fetchone()[0]
+        return int(row[1]), int(members)
+    finally:
+        conn.execute("COMMIT")
+
+
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     db = tmp_path / "lts.db"
     space = tmp_path / "space.json"
@@ -29,13 +46,19 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     proc = lts("search", "--space", str(space), "--device-name", "ci", "--budget", str(budget),
                "--population", "6", "--generation", "4", "--seed", "3", "--no-progress", db=db)
     store = None
-    deadline = time.time() + 120
+    deadline = time.time() + 300
+    polls = 0
     while time.time() < deadline:
         if db.exists():
             store = store or Store(db)
-            runs = store.runs()
-            if runs and runs[0]["n_evaluated"] >= 5:
-                break
+            counts = _progress(store)
+            polls += 1
+            if counts is not None:
+                # The runs row and the members are written in one transaction per evaluation: read in
+                # one snapshot, they always agree (a runs row ahead of its members would be lost work).
+                assert counts[0] == counts[1], f"runs.n_evaluated {counts[0]} but {counts[1]} members"
+                if counts[1] >= 5:
+                    break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)

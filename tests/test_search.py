@@ -152,3 +152,87 @@ def test_bad_settings():
         SearchSettings(space=small_space("gpt2"), budget=None)
     with pytest.raises(LtsError, match="positive"):
         Constraints(max_latency_ms=-1)
+
+
+# -- settings that used to hang, or to be accepted and misbehave -------------------------------------
+import itertools  # noqa: E402
+
+from lts.proxies.params import decoder_params  # noqa: E402
+from lts.search.strategies import EvolutionSettings  # noqa: E402
+from lts.space.ranges import SearchSpace  # noqa: E402
+
+
+@pytest.mark.parametrize("kw", [{"generation": 0}, {"generation": -3}, {"population": 0}, {"population": 10**9},
+                                {"generation": True}, {"mutation_prob": 2.0}, {"crossover_prob": float("nan")}])
+def test_evolution_settings_are_bounded(kw):
+    with pytest.raises(LtsError, match=next(iter(kw))):
+        EvolutionSettings(**kw)
+
+
+@pytest.mark.parametrize("kw", [{"max_latency_ms": float("nan")}, {"max_latency_ms": float("inf")},
+                                {"max_memory_mb": 0}, {"max_memory_mb": True}, {"min_params": 0},
+                                {"min_params": 2.5}, {"max_params": "7"}, {"min_params": 7, "max_params": 6}])
+def test_constraints_refuse_nan_inf_and_wrong_types(kw):
+    with pytest.raises(LtsError):
+        Constraints(**kw)
+
+
+@pytest.mark.parametrize("kw", [{"time_budget": float("nan"), "budget": None}, {"time_budget": float("inf")},
+                                {"budget": 2.5}, {"budget": True}])
+def test_search_settings_refuse_nan_budgets(kw):
+    with pytest.raises(LtsError, match="budget"):
+        SearchSettings(space=small_space("gpt2"), **kw)
+
+
+def test_unsatisfiable_params_bound_is_refused_naming_the_space_range():
+    space = small_space("gpt2")
+    fewest, most = space.decoder_param_range()
+    with pytest.raises(LtsError) as err:
+        SearchSettings(space=space, constraints=Constraints(min_params=most + 1))
+    assert str(err.value) == (f"no architecture of this space has >= {most + 1:,} decoder parameters "
+                              f"(the space spans {fewest:,} - {most:,})")
+    with pytest.raises(LtsError, match=f"<= {fewest - 1:,} decoder parameters"):
+        SearchSettings(space=space, constraints=Constraints(max_params=fewest - 1))
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "random"])
+def test_min_params_near_the_top_spends_the_whole_budget(tmp_path, strategy):
+    store = Store(tmp_path / "s.db")
+    space = SearchSpace.default("gpt2")
+    lo = int(0.95 * space.decoder_param_range()[1])
+    run_id, runner = start(store, space=space, strategy=strategy, budget=30, seed=2, objectives=("proxy",),
+                           evolution=EvolutionSettings(population=10), constraints=Constraints(min_params=lo))
+    run = runner.run_to_end()
+    assert run["status"] == "finished" and run["n_evaluated"] == 30 and run["message"] is None
+    assert all(r["decoder_params"] >= lo for r in store.run_rows(run_id))
+
+
+def test_unconstrained_proposals_follow_the_old_path():
+    # no bound: no extra random draw, so runs (and resumes of runs) made before bounds existed agree
+    import random
+
+    from lts.search.strategies import propose
+
+    space = small_space("gpt2")
+    a, b = random.Random(3), random.Random(3)
+    assert propose("random", space, [], ("proxy",), a) == space.sample(b)
+    assert a.getstate() == b.getstate()
+
+
+def test_exhausted_and_unreachable_are_told_apart(tmp_path):
+    store = Store(tmp_path / "s.db")
+    tiny = small_space("gpt2", n_layer=[1], d_model=[16], n_head=[1], d_inner={"min": 8, "max": 10}, d_embed=[8],
+                       div_val=[1])
+    assert tiny.size() == 3
+    run_id, runner = start(store, space=tiny, budget=10, objectives=("proxy",))
+    run = runner.run_to_end()
+    assert run["n_evaluated"] == 3 and run["message"] == "the space has no unevaluated architecture left"
+    # every decoder-parameter count of this space (GPT-2's depends on d_model and the d_inner list only)
+    space = small_space("gpt2", n_layer={"min": 1, "max": 2}, d_inner=[8, 64])
+    counts = {decoder_params(space.make(n_layer=n, d_model=d, d_embed=8, div_val=1, n_head=[1] * n, d_inner=list(di)))
+              for d in (16, 32, 48) for n in (1, 2) for di in itertools.product((8, 64), repeat=n)}
+    gap = next(c + 1 for c in sorted(counts) if c + 1 not in counts)  # inside a reachable interval, but no architecture
+    run_id, runner = start(store, space=space, budget=10, objectives=("proxy",),
+                           constraints=Constraints(min_params=gap, max_params=gap))
+    run = runner.run_to_end()
+    assert run["n_evaluated"] == 0 and "found no unevaluated architecture with" in run["message"]

@@ -46,6 +46,16 @@ def keep_main_module():
     sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True)
+def fresh_limiter():
+    """The sign-in limiter is one per process (st.cache_resource): each test starts with no failures."""
+    from lts.team.page import sign_in_limiter
+
+    sign_in_limiter.clear()
+    yield
+    sign_in_limiter.clear()
+
+
 @pytest.fixture(scope="module")
 def users():
     return {"vera": {"role": "viewer", "password_hash": hash_password("vera-secret-1")},
@@ -124,3 +134,32 @@ def test_a_signed_in_viewer_cannot_delete_and_an_operator_can(db, users):
 
     at.sidebar.button(key="lts_sign_out").click().run()
     assert at.title[0].value == "Sign in"
+
+
+def test_failed_sign_ins_count_across_sessions(db, users, monkeypatch):
+    """A reload is a new session: the failures of one count in the next (per name, and per client)."""
+    from lts.team import page
+    from lts.team.auth import SignInLimiter
+
+    made: list[SignInLimiter] = []
+
+    def limiter() -> SignInLimiter:
+        made.append(SignInLimiter(base_delay_s=0.0))  # no back-off waits in the test
+        return made[-1]
+
+    monkeypatch.setattr(page, "SignInLimiter", limiter)
+    monkeypatch.setattr(page, "_client_address", lambda: "203.0.113.7")  # both sessions from one browser
+    first = _app(db, users=users)
+    for _ in range(5):
+        first = _sign_in(first, "vera", "wrong-password")
+        assert first.error[0].value == "Wrong user name or password."
+    first = _sign_in(first, "vera", "vera-secret-1")
+    assert first.error[0].value == "Too many failed sign-ins for vera: try again in 5 min."
+
+    second = _sign_in(_app(db, users=users), "vera", "vera-secret-1")  # right, but too late for this name
+    assert second.error[0].value == "Too many failed sign-ins for vera: try again in 5 min."
+    assert not any(t.startswith("user:") for t in _texts(second))
+    second = _sign_in(second, "otto", "otto-secret-1")  # another name from the same client: 5 of 20
+    assert "user: otto (operator, password)" in _texts(second)
+    assert len(made) == 1  # one limiter for both sessions
+    assert made[0].failures(name="vera") == 5 and made[0].failures(client="203.0.113.7") == 5

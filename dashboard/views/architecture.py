@@ -9,6 +9,7 @@ import streamlit as st
 
 from charts import layer_heatmap
 from common import linked, store
+from lts.store.rows import records
 from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
 from lts.explore import architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json
@@ -103,7 +104,7 @@ if others:
         m = x["measurements"]
         entry = {"arch_id": x["row"]["arch_id"], "decoder_params": x["row"]["decoder_params"],
                  "total_params": x["row"]["total_params"]}
-        for r in m.to_dict("records"):
+        for r in records(m):
             entry[f"latency_ms · {r['device']}"] = r["latency_ms"]
             entry[f"memory_mb · {r['device']}"] = r["peak_memory_mb"]
         if not x["validation"].empty:

@@ -8,6 +8,7 @@ import streamlit as st
 from charts import BACKGROUND, front_figure, selected_ids
 from common import (cached_device_points, cached_run_points, follow_selection, highlight_rows, linked_controls,
                     run_label, store, version)
+from lts.store.rows import records
 from lts.decide.rankshift import rank_shift, with_fronts
 from lts.decide.repro import reproductions
 from lts.explore import devices_table, reference_points, reference_sets, runs_table
@@ -46,7 +47,7 @@ else:
     if runs.empty:
         st.info("No runs yet. Start one on the Search page, or import a bundle on the Data page.")
         st.stop()
-    labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+    labels = {r["run_id"]: run_label(r) for r in records(runs)}
     pairs = reproductions(s)
     default = list(dict.fromkeys(pairs.iloc[0][["reproduces", "run_id"]])) if len(pairs) else list(labels)[:2]
     chosen = st.multiselect("Runs", list(labels), default=[r for r in default if r in labels],
@@ -90,7 +91,7 @@ if sel:
 if mode == "Devices":
     table, pairs, _ = shifts(str(s.path), version(s), tuple(chosen))
     st.subheader("Does the device change the ranking?")
-    for p in pairs.to_dict("records"):
+    for p in records(pairs):
         with st.container(border=True):
             st.markdown(f"**{p['device_b']}** relative to **{p['device_a']}**")
             c1, c2, c3, c4 = st.columns(4)

@@ -10,11 +10,12 @@ import socket
 import streamlit as st
 
 from common import db_path, run_label, store, version
+from lts.store.rows import records
 from lts.decide.repro import compare_packages
 from lts.errors import LtsError
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
-from lts.store.bundle import MAX_BYTES, export_runs, package_versions, parse_bundle
+from lts.store.bundle import MAX_BYTES, export_runs, package_versions, parse_bundle, summary_line
 from lts.team import guarded
 from lts.team.page import can, current_user, limits, viewer_note
 
@@ -44,7 +45,7 @@ else:
         except LtsError as exc:
             st.error(str(exc))
         else:
-            st.success("Imported: " + ", ".join(f"{v} new {k}" for k, v in added.items()))
+            st.success("Imported: " + summary_line(added))
             st.session_state["imported_bundle"] = parse_bundle(upload.getvalue(), upload.name).get("reproduce", [])
 
 entries = st.session_state.get("imported_bundle") or []
@@ -71,7 +72,7 @@ runs = runs_table(s)
 if runs.empty:
     st.caption("No runs to export yet.")
 else:
-    labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+    labels = {r["run_id"]: run_label(r) for r in records(runs)}
     chosen = st.multiselect("Runs", list(labels), format_func=labels.get, key="export_runs")
     st.caption("The bundle holds everything to check and repeat the run elsewhere: its space, settings, seed, device "
                "record, package versions, every evaluation with its measurement (earlier measurements too) and its "
@@ -94,7 +95,7 @@ else:
     else:
         st.caption("Removes the run, its members, predictions and drift checks. Architectures and measurements stay: "
                    "they are the cache every run on that device shares. Recorded in the audit trail.")
-        labels = {r["run_id"]: run_label(r) for r in idle.to_dict("records")}
+        labels = {r["run_id"]: run_label(r) for r in records(idle)}
         c1, c2 = st.columns([4, 1])
         doomed = c1.selectbox("Run to delete", list(labels), format_func=labels.get, key="delete_run_pick")
         if c2.button("Delete run", key="delete_run_btn"):

@@ -7,13 +7,14 @@ import streamlit as st
 
 from charts import front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
+from lts.store.rows import records
 from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, runs_table
 
 s = store()
 st.title("Frontier explorer")
 runs = runs_table(s)
 
-labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+labels = {r["run_id"]: run_label(r) for r in records(runs)}
 c1, c2 = st.columns([2, 1])
 chosen = c1.multiselect("Runs", list(labels), default=list(labels)[:3], format_func=labels.get)
 paper = c2.multiselect("LTS paper frontiers", reference_sets(), help="published Pareto models (trained on LM1B)")

@@ -9,6 +9,7 @@ import streamlit as st
 
 from charts import error_bar_figure, selected_ids
 from common import db_path, device_names, follow_selection, highlight_rows, linked, linked_controls, store, version
+from lts.store.rows import records
 from lts.decide.fronts import front_mask_2d
 from lts.decide.points import bounded_sample
 from lts.decide.provenance import VarianceRule, history, provenance
@@ -101,7 +102,7 @@ def job_status() -> None:
     j = jobs(s)
     if j.empty:
         return
-    for row in j[j["status"].isin(["queued", "running"])].to_dict("records"):
+    for row in records(j[j["status"].isin(["queued", "running"])]):
         position = queue_position(row) if isinstance(row["message"], str) else None  # NaN from pandas otherwise
         if position is not None:
             st.caption(f":material/hourglass_top: job `{row['job_id']}` queued (position {position}): waiting for "

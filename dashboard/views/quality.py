@@ -7,6 +7,7 @@ import streamlit as st
 
 from charts import quality_figure
 from common import run_label, store
+from lts.store.rows import records
 from lts.decide.quality import HistorySettings, quality_history
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
@@ -19,7 +20,7 @@ if runs.empty:
     st.info("No search runs yet. Start one on the Search page; its hypervolume and front size appear here as it runs.")
     st.stop()
 
-labels = {r["run_id"]: run_label(r) for r in runs.to_dict("records")}
+labels = {r["run_id"]: run_label(r) for r in records(runs)}
 default = list(labels)[:6]
 chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="quality_runs")
 c1, c2 = st.columns(2)

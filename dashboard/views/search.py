@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import socket
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from common import db_path, run_label, store
 from lts.errors import LtsError
-from lts.explore import runs_table
+from lts.explore import active_runs, runs_table
 from lts.search.objectives import Constraints
-from lts.search.session import ACTIVE, queue_position
+from lts.search.session import queue_position
+from lts.space.config import parse_json
 from lts.space.ranges import SearchSpace
 from lts.surrogate.assist import SurrogateSettings
 from lts.team import guarded
@@ -93,10 +94,10 @@ else:
             # An address whose devices could not be listed must not quietly fall back to this host.
             if st.form_submit_button("Start search", type="primary", disabled=bool(ray_address and not ray_names)):
                 try:
-                    spec = {"family": family, **(json.loads(custom) if custom.strip() else {})}
-                    space = SearchSpace.from_dict(spec)
-                except json.JSONDecodeError as exc:
-                    st.error(f"Custom space: malformed JSON ({exc.msg} at line {exc.lineno})")
+                    given = parse_json(custom, "custom space") if custom.strip() else {}
+                    if not isinstance(given, dict):
+                        raise LtsError("custom space: give a JSON object of space fields")
+                    space = SearchSpace.from_dict({"family": family, **given})
                 except LtsError as exc:
                     st.error(f"Custom space: {exc}")
                 else:
@@ -116,15 +117,15 @@ def live() -> None:
     table = runs_table(s)
     if table.empty:
         return
-    active = table[table["status"].isin(ACTIVE)]
+    active = active_runs(s)  # plain rows from the store: None, never NaN, for a missing message or budget
     st.subheader(f"Running ({len(active)})")
-    if active.empty:
+    if not active:
         st.caption("No search is running.")
-    for row in active.to_dict("records"):
+    for row in active:
         with st.container(border=True):
             st.markdown(f"**{run_label(row)}**")
             done = row["n_evaluated"] / row["budget"] if row["budget"] else 0.0
-            hv = "-" if row["hypervolume"] is None or row["hypervolume"] != row["hypervolume"] else f"{row['hypervolume']:.4f}"
+            hv = "-" if row["hypervolume"] is None else f"{row['hypervolume']:.4f}"
             position = queue_position(row)
             waiting = f"queued (position {position}) · " if position is not None else ""
             st.progress(min(done, 1.0), text=f"{waiting}{row['n_evaluated']} / {row['budget'] or '∞'} evaluated · "
@@ -138,7 +139,10 @@ def live() -> None:
                 except LtsError as exc:
                     st.error(str(exc))
                 else:
-                    st.rerun(scope="fragment")
+                    try:
+                        st.rerun(scope="fragment")
+                    except StreamlitAPIException:  # the panel ran in a full rerun (first load, AppTest)
+                        st.rerun()
     st.subheader("All runs")
     show = table[["run_id", "family", "strategy", "device_name", "status", "n_evaluated", "budget",
                   "frontier_size", "hypervolume", "message"]]

@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from common import db_path, store
+from lts.store.rows import records
 from lts.errors import LtsError
 from lts.proxies.compare import compare_reference
 from lts.reference import correlations, load_reference
@@ -19,12 +20,12 @@ lim = limits()
 st.title("Validation")
 
 st.subheader("LTS's published models (trained on WikiText-103)")
-records = [r for r in load_reference() if r.kind == "random"]
+published = [r for r in load_reference() if r.kind == "random"]
 family = st.radio("Family", ["gpt2", "transxl"], horizontal=True)
 proxy = st.selectbox("Proxy", ["decoder_params", "total_params", "flops"])
 rows = [{"arch_id": r.config.arch_id, "name": r.name, "proxy": r.proxies[proxy], "valid_ppl": r.valid_ppl}
-        for r in records if r.family == family]
-table = {(c["set"], c["proxy"]): c for c in correlations(records)}
+        for r in published if r.family == family]
+table = {(c["set"], c["proxy"]): c for c in correlations(published)}
 set_name = "random_GPT2_wt103" if family == "gpt2" else "random_TransXL_wt103"
 c = table[(set_name, proxy)]
 c1, c2, c3 = st.columns(3)
@@ -150,7 +151,7 @@ if done < 2:
     st.info(f"{done} of {len(frame)} architectures trained so far: the correlations appear from two on.")
 else:
     cols = st.columns(len(corr))
-    for col, c in zip(cols, corr.to_dict("records")):
+    for col, c in zip(cols, records(corr)):
         with col:
             st.plotly_chart(own.scatter(frame, c["proxy"], c), key=f"own_scatter_{c['proxy']}")
             st.metric(f"Spearman · {c['proxy']}", "-" if c["spearman"] is None else f"{c['spearman']:+.3f}",

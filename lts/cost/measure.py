@@ -83,6 +83,22 @@ class Measurement:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# The reasons a candidate is refused by the memory limit (not by the device): such a measurement
+# holds only under that limit, so a run with a larger limit (or none) measures the candidate again.
+LIMIT_REFUSALS = ("weights alone need ", "peak memory ")
+
+
+def refused_by_limit(infeasible: str | None) -> bool:
+    return bool(infeasible) and infeasible.startswith(LIMIT_REFUSALS)
+
+
+def weights_mb(cfg: Any) -> float:
+    """MiB of the candidate's fp32 weights (what the limit is first checked against)."""
+    from lts.proxies.params import total_params
+
+    return 4 * total_params(cfg) / 2**20
+
+
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -106,7 +122,7 @@ class _Worker:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         cmd = [sys.executable, "-m", "lts.cost.worker", "--threads", n, "--kind", protocol.kind,
-               "--role", role]
+               "--role", role, "--parent-pid", str(os.getpid())]
         if not warm:
             cmd.append("--no-warmup")
         self._stderr = tempfile.TemporaryFile()
@@ -331,11 +347,9 @@ class Measurer:
 
         limit = self.memory_limit_mb
         if limit is not None:
-            from lts.proxies.params import total_params
-
-            weights_mb = 4 * total_params(cfg) / 2**20
-            if weights_mb > limit:
-                return result(f"weights alone need {weights_mb:.0f} MB, over the {limit:g} MB limit")
+            weights = weights_mb(cfg)
+            if weights > limit:
+                return result(f"weights alone need {weights:.0f} MB, over the {limit:g} MB limit")
 
         fault_role, _, fault = (_fault or "").rpartition(":")
 

@@ -43,8 +43,12 @@ CLOCKS = ("wall", "cpu")
 
 
 def _pos_int(name: str, v: Any) -> None:
+    from lts.space.config import LIMITS
+
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise LtsError(f"protocol {name} must be a positive integer, got {v!r}")
+    if name in LIMITS and v > LIMITS[name]:
+        raise LtsError(f"protocol {name} must be at most {LIMITS[name]:,}, got {v:,}")
 
 
 @dataclass(frozen=True)

@@ -423,7 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--role", choices=ROLES, default="both")
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument("--parent-pid", type=int, help="exit as soon as this process is gone (kill -9 included)")
     args = ap.parse_args(argv)
+    if args.parent_pid:
+        from lts.lifetime import exit_with_parent
+
+        exit_with_parent(args.parent_pid)
 
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lts.darts.supernet import DEFAULT_OPS
+from lts.darts.defaults import DEFAULT_OPS  # not lts.darts.supernet: that imports torch
 
 
 def cmd_darts(args: argparse.Namespace) -> None:

@@ -19,12 +19,8 @@ from lts.models import init_weights
 from lts.models.darts import ReversibleLM
 from lts.models.darts_ops import make_op
 from lts.models.reversible import ReversibleLayer
+from lts.darts.defaults import DEFAULT_OPS  # noqa: F401  re-exported: defined without torch for the CLI
 from lts.space.config import DartsConfig
-
-DEFAULT_OPS: tuple[str, ...] = (
-    "attn2", "attn4", "attn8", "conv3", "conv5", "conv7", "conv11",
-    "lightconv7", "dynconv7", "glu", "ffn", "identity", "zero",
-)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_remeasure(args: argparse.Namespace) -> None:
     from lts.decide.remeasure import RemeasureRequest, remeasure
+    from lts.store.rows import records
 
     store = _store(args)
     request = RemeasureRequest(tuple(args.arch_ids), args.device_name, args.protocol, args.timeout)
     table = remeasure(store, request, job_id=args.job, on_result=lambda row: print(json.dumps(
         {k: row.get(k) for k in ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats",
                                  "peak_memory_mb", "infeasible")}, sort_keys=True), flush=True))
-    for row in table.to_dict("records"):
+    for row in records(table):
         old, new = row["old_latency_ms"], row["new_latency_ms"]
         change = "" if row["latency_change_pct"] is None else f" ({row['latency_change_pct']:+.1f}%)"
         print(f"{row['arch_id']} {row['protocol']}: latency {old if old is None else f'{old:.3f}'} -> "

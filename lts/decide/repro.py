@@ -11,7 +11,8 @@ two runs follow the same path; on another device they differ exactly where the d
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+import sqlite3
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -20,15 +21,9 @@ from lts.search.runner import create_run, settings_of
 from lts.store.db import Store
 
 
-def _set_state(store: Store, run_id: str, **items: Any) -> None:
-    with store.write() as conn:
-        state = json.loads(store.run(run_id)["state_json"] or "{}")
-        state.update(items)
-        conn.execute("UPDATE runs SET state_json = ? WHERE run_id = ?", (json.dumps(state), run_id))
-
-
 def reproduce_run(store: Store, source_run_id: str, device_name: str | None = None,
-                  device: Mapping[str, Any] | None = None) -> str:
+                  device: Mapping[str, Any] | None = None,
+                  admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
     """Create (not start) a run with ``source_run_id``'s settings on this machine; returns its id.
 
     ``device_name`` detects this host's device (with the source protocol's threads); ``device``
@@ -51,13 +46,11 @@ def reproduce_run(store: Store, source_run_id: str, device_name: str | None = No
             raise LtsError("a device name is required to re-run a search that measures latency or memory")
         device = detect_device(device_name.strip(), kind=protocol.get("kind", "cpu"),
                                threads=int(protocol.get("threads", 1))).to_dict()
-    run_id = create_run(store, settings, dict(device) if device is not None and settings.needs_measurement else None,
-                        source["protocol"] if settings.needs_measurement else None)
     extra: dict[str, Any] = {"reproduces": source_run_id}
     if protocol is not None:
         extra["protocol"] = protocol
-    _set_state(store, run_id, **extra)
-    return run_id
+    return create_run(store, settings, dict(device) if device is not None and settings.needs_measurement else None,
+                      source["protocol"] if settings.needs_measurement else None, state=extra, admit=admit)
 
 
 def reproductions(store: Store) -> pd.DataFrame:

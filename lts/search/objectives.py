@@ -8,12 +8,14 @@ share a reference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from lts.errors import LtsError
+from lts.space.config import short_repr
 
 # name -> (column, sign): sign -1 turns a maximised value into a minimised one
 OBJECTIVES: dict[str, tuple[str, int]] = {
@@ -44,11 +46,34 @@ class Constraints:
     max_params: int | None = None
 
     def __post_init__(self) -> None:
-        for k, v in asdict(self).items():
-            if v is not None and v <= 0:
-                raise LtsError(f"constraint {k} must be positive, got {v}")
-        if self.min_params and self.max_params and self.min_params > self.max_params:
-            raise LtsError("constraint min_params is larger than max_params")
+        # Refused here, not only by the CLI: a NaN bound compares False with everything, so it
+        # would silently accept every candidate (the dashboard and library callers build these too).
+        for k in ("max_latency_ms", "max_memory_mb"):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v) or v <= 0):
+                raise LtsError(f"constraint {k} must be a positive finite number, got {short_repr(v)}")
+        for k in ("min_params", "max_params"):
+            v = getattr(self, k)
+            if isinstance(v, float) and v.is_integer():  # 2e6 from JSON or a form
+                v = int(v)
+                object.__setattr__(self, k, v)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise LtsError(f"constraint {k} must be a positive integer, got {short_repr(v)}")
+        if self.min_params is not None and self.max_params is not None and self.min_params > self.max_params:
+            raise LtsError(f"constraint min_params={self.min_params:,} is larger than max_params={self.max_params:,}")
+
+    @property
+    def params_window(self) -> tuple[int | None, int | None]:
+        """(min_params, max_params): the decoder-parameter bounds proposals are built inside."""
+        return self.min_params, self.max_params
+
+    def params_text(self) -> str:
+        """The decoder-parameter bounds in words, e.g. ``>= 9,000,000`` or ``100,000 - 200,000``."""
+        lo, hi = self.params_window
+        if lo is not None and hi is not None:
+            return f"{lo:,} - {hi:,}"
+        return f">= {lo:,}" if lo is not None else f"<= {hi:,}" if hi is not None else "any number of"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

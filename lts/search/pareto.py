@@ -9,9 +9,9 @@ against a brute-force O(n^2) definition.
 from __future__ import annotations
 
 import numpy as np
-from pymoo.indicators.hv import HV
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+# pymoo is imported in the functions: it pulls scipy (~0.3 s), and light commands (``lts runs``,
+# ``lts frontier``) reach this module through lts.search.runner without computing a front.
 
 
 def _as_matrix(F: np.ndarray | list) -> np.ndarray:
@@ -21,6 +21,8 @@ def _as_matrix(F: np.ndarray | list) -> np.ndarray:
 
 def pareto_mask(F: np.ndarray | list) -> np.ndarray:
     """True for the rows of ``F`` that no other row dominates (duplicates of a front point stay)."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
     F = _as_matrix(F)
     mask = np.zeros(len(F), dtype=bool)
     if len(F):
@@ -30,6 +32,8 @@ def pareto_mask(F: np.ndarray | list) -> np.ndarray:
 
 def nd_ranks(F: np.ndarray | list) -> np.ndarray:
     """Front index of each row (0 = the Pareto front)."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
     F = _as_matrix(F)
     ranks = np.zeros(len(F), dtype=int)
     for i, front in enumerate(NonDominatedSorting().do(F) if len(F) else []):
@@ -38,6 +42,8 @@ def nd_ranks(F: np.ndarray | list) -> np.ndarray:
 
 
 def crowding(F: np.ndarray | list) -> np.ndarray:
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+
     F = _as_matrix(F)
     if len(F) <= 2:
         return np.full(len(F), np.inf)
@@ -46,6 +52,8 @@ def crowding(F: np.ndarray | list) -> np.ndarray:
 
 def hypervolume(F: np.ndarray | list, ref: np.ndarray | list) -> float:
     """Volume dominated by the rows of ``F`` inside the box bounded by ``ref`` (rows beyond it add 0)."""
+    from pymoo.indicators.hv import HV
+
     F = _as_matrix(F)
     ref = np.asarray(ref, dtype=float)
     if not len(F):

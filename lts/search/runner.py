@@ -20,6 +20,7 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -57,10 +58,23 @@ class SearchSettings:
             raise LtsError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
         if self.budget is None and self.time_budget is None:
             raise LtsError("give a budget (evaluations) or a time budget (seconds)")
-        if self.budget is not None and self.budget < 1:
-            raise LtsError(f"budget must be >= 1, got {self.budget}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise LtsError(f"time budget must be positive, got {self.time_budget}")
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)
+                                        or self.budget < 1):
+            raise LtsError(f"budget must be an integer >= 1, got {self.budget!r}")
+        tb = self.time_budget  # NaN passes `<= 0`: test for a positive finite number instead
+        if tb is not None and (isinstance(tb, bool) or not isinstance(tb, (int, float)) or not 0 < tb < float("inf")):
+            raise LtsError(f"time budget must be a positive finite number of seconds, got {tb!r}")
+        lo, hi = self.constraints.params_window
+        if lo is not None or hi is not None:  # refuse a bound no architecture meets, before any row exists
+            fewest, most = self.space.decoder_param_range()
+            spans = f"(the space spans {fewest:,} - {most:,})"
+            if lo is not None and lo > most:
+                raise LtsError(f"no architecture of this space has >= {lo:,} decoder parameters {spans}")
+            if hi is not None and hi < fewest:
+                raise LtsError(f"no architecture of this space has <= {hi:,} decoder parameters {spans}")
+            if not self.space.can_reach(lo, hi):
+                raise LtsError(f"no architecture of this space has {self.constraints.params_text()} "
+                               f"decoder parameters {spans}")
 
     @property
     def needs_measurement(self) -> bool:
@@ -69,22 +83,42 @@ class SearchSettings:
 
 
 def max_decoder_params(space: SearchSpace) -> int:
-    """Decoder parameters of the largest architecture in ``space`` (the proxy's scale)."""
-    d_model = max(space._choices("d_model"))
-    n_layer = max(space._choices("n_layer"))
-    d_embed = max(space._choices("d_embed"))
+    """Decoder parameters of the largest architecture in ``space`` (the proxy's scale).
+
+    O(1) in the size of the ranges (each dimension's max, never a listing of its choices): the
+    dashboard computes it for every run it shows."""
+    d_model, n_layer, d_embed = space.dims["d_model"].max, space.dims["n_layer"].max, space.dims["d_embed"].max
     cfg = space.make(
         n_layer=n_layer, d_model=d_model, d_embed=d_embed, div_val=space._div_vals_for(d_embed)[0],
-        n_head=[max(space._heads_for(d_model))] * n_layer, d_inner=[max(space._choices("d_inner"))] * n_layer,
+        n_head=[max(space._heads_for(d_model))] * n_layer, d_inner=[space.dims["d_inner"].max] * n_layer,
     )
     return decoder_params(cfg)
 
 
-def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any] | None, protocol: str | None) -> str:
-    """Register a run (status 'created'); returns its id."""
+def memory_limit_of(run: Mapping[str, Any]) -> float | None:
+    """The memory limit a run's measurer applies: its ``memory_limit_mb`` or its ``max_memory_mb``
+    constraint, whichever is lower (a candidate over either is not worth timing)."""
+    state = json.loads(run["state_json"] or "{}")
+    constraint = json.loads(run["constraints_json"] or "{}").get("max_memory_mb")
+    limits = [float(v) for v in (state.get("memory_limit_mb"), constraint) if v]
+    return min(limits) if limits else None
+
+
+def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any] | None, protocol: str | None,
+               state: Mapping[str, Any] | None = None,
+               admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
+    """Register a run (status 'created'); returns its id.
+
+    ``state`` adds entries to the run's state (its measurement protocol, ...), written with the row.
+    ``admit(conn)`` runs inside the inserting transaction and may raise to refuse the run: a limit
+    on concurrent runs checked there cannot be passed by two launches at once (the IMMEDIATE
+    transaction makes the second wait until the first's row is in).
+    """
     run_id = uuid.uuid4().hex[:12]
     now = time.time()
     with store.write() as conn:
+        if admit is not None:
+            admit(conn)
         if device is not None:
             store.upsert_device(conn, dict(device))
         conn.execute(
@@ -95,7 +129,7 @@ def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any]
              settings.strategy, json.dumps(list(settings.objectives)),
              json.dumps(settings.constraints.to_dict(), sort_keys=True), settings.seed, settings.budget,
              settings.time_budget, device["device_id"] if device else None, protocol, "created",
-             json.dumps(_settings_state(settings)), now, now),
+             json.dumps({**_settings_state(settings), **(state or {})}), now, now),
         )
     return run_id
 
@@ -161,6 +195,7 @@ class SearchRunner:
         if self.settings.needs_measurement and measure is None:
             raise LtsError("this search measures latency/memory: a measure function is required")
         self.state = json.loads(self.run["state_json"] or "{}")
+        self.memory_limit = memory_limit_of(self.run)
         self.members: list[dict[str, Any]] = self._load_members()
         self.member_ids = {m["arch_id"] for m in self.members}
         s, run = self.settings, self.run
@@ -195,11 +230,24 @@ class SearchRunner:
         if not self.settings.needs_measurement:
             return None, False
         cached = self.store.measurement(cfg.arch_id, self.run["device_id"], self.run["protocol"])
-        if cached is not None:
+        if cached is not None and not self._measure_again(cfg, cached):
             return cached, False
         m = dict(self.measure(cfg))  # type: ignore[misc]
         m.update(arch_id=cfg.arch_id, device_id=self.run["device_id"], protocol=self.run["protocol"])
+        m["_replaces"] = cached is not None
         return m, True
+
+    def _measure_again(self, cfg: Config, cached: Mapping[str, Any]) -> bool:
+        """Whether a cached measurement refused by a memory limit does not hold under this run's limit."""
+        from lts.cost.measure import refused_by_limit, weights_mb
+
+        if not refused_by_limit(cached.get("infeasible")):
+            return False
+        limit = self.memory_limit
+        if limit is None:
+            return True
+        need = cached.get("peak_memory_mb")
+        return (need if need is not None else weights_mb(cfg)) <= limit
 
     def _frontier(self) -> tuple[set[str], float | None]:
         feasible = [m for m in self.members if m["feasible"]]
@@ -231,7 +279,7 @@ class SearchRunner:
         with self.store.write() as conn:
             self.store.upsert_architecture(conn, cfg)
             if measured_now and measurement is not None:
-                self.store.insert_measurement(conn, measurement)
+                self.store.insert_measurement(conn, measurement, replace=bool(measurement.get("_replaces")))
                 if self.screen is not None:
                     self.screen.record(conn, cfg.arch_id, measurement)
             conn.execute(
@@ -273,12 +321,26 @@ class SearchRunner:
         attempts = 0
         while len(out) < n and attempts < 200 * n:
             attempts += 1
-            cfg = propose(s.strategy, s.space, self.members, s.objectives, rng, s.evolution)
+            cfg = propose(s.strategy, s.space, self.members, s.objectives, rng, s.evolution,
+                          params=s.constraints.params_window)  # built inside the bounds, not rejected
             if cfg.arch_id in seen or not s.constraints.params_ok(decoder_params(cfg)):
                 continue
             seen.add(cfg.arch_id)
             out.append(cfg)
+        self._proposal_attempts = attempts
         return out
+
+    def _nothing_new(self) -> str:
+        """Why a generation found no new candidate, truthfully: the space is used up only if it holds
+        no more architectures than this run evaluated."""
+        s = self.settings
+        if s.space.size() <= len(self.member_ids):
+            return "the space has no unevaluated architecture left"
+        tried = getattr(self, "_proposal_attempts", 0)
+        if s.constraints.params_window != (None, None):
+            return (f"found no unevaluated architecture with {s.constraints.params_text()} decoder parameters "
+                    f"in {tried} proposals (few or none may be left within those bounds)")
+        return f"found no unevaluated architecture in {tried} proposals"
 
     def _screened(self, rng: random.Random, first: list[Config], room: int) -> list[Config]:
         """``first`` plus more children up to the pool size, screened down to at most ``room``."""
@@ -318,7 +380,7 @@ class SearchRunner:
                         room = min(room, s.budget - len(self.members))
                     pending = self._propose_generation(rng, max(room, 1))
                     if not pending:
-                        self._set_status("finished", "the space has no unevaluated architecture left")
+                        self._set_status("finished", self._nothing_new())
                         return self.store.run(self.run_id)
                     if self.screen is not None:
                         pending = self._screened(rng, pending, max(room, 1))
@@ -381,5 +443,5 @@ def common_scales(runs_rows: Sequence[Sequence[Mapping[str, Any]]], objectives: 
 
 __all__ = [
     "SearchSettings", "SearchRunner", "create_run", "settings_of", "frontier_rows", "run_hypervolume",
-    "common_scales", "max_decoder_params", "Progress",
+    "common_scales", "max_decoder_params", "Progress", "memory_limit_of",
 ]

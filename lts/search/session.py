@@ -11,16 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lts.cost.hostlock import WaitAborted, WaitCallback
 from lts.errors import LtsError
 from lts.search.objectives import Constraints, parse_objectives
-from lts.search.runner import SearchRunner, SearchSettings, create_run
+from lts.search.runner import SearchRunner, SearchSettings, create_run, memory_limit_of
 from lts.search.strategies import EvolutionSettings
 from lts.space.ranges import SearchSpace, load_space
 from lts.store.db import Store
@@ -48,8 +50,14 @@ def new_run(
     surrogate: SurrogateSettings | None = None,
     drift: DriftSettings | None = None,
     ray_address: str | None = None,
+    admit: Callable[[sqlite3.Connection], None] | None = None,
+    memory_limit_mb: float | None = None,
 ) -> str:
     """Create a run on this machine's device; returns its id (nothing is evaluated yet).
+
+    ``admit`` is checked in the transaction that inserts the run (see :func:`create_run`).
+    ``memory_limit_mb``: a candidate needing more is infeasible and never timed (so is one over a
+    ``max_memory_mb`` constraint).
 
     With ``ray_address`` the device is the Ray cluster node declaring ``lts-device:<device_name>``
     (its record detected there) and the run measures there, when run here or resumed anywhere.
@@ -64,6 +72,8 @@ def new_run(
         evolution=EvolutionSettings(population=population, generation=generation),
         surrogate=surrogate, drift=drift or DriftSettings(),
     )
+    if memory_limit_mb is not None and not (isinstance(memory_limit_mb, (int, float)) and 0 < memory_limit_mb < float("inf")):
+        raise LtsError(f"memory limit must be a positive number of MB, got {memory_limit_mb!r}")
     if settings.needs_measurement and not (device_name and device_name.strip()):
         raise LtsError("a device name is required for a search that measures latency or memory")
     protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads) if settings.needs_measurement else None
@@ -73,15 +83,15 @@ def new_run(
         device = detect_ray_device(ray_address, device_name.strip(), protocol.kind, threads)
     else:
         device = detect_device(device_name.strip(), threads=threads) if protocol and device_name else None
-    run_id = create_run(store, settings, device.to_dict() if device else None, protocol.key if protocol else None)
+    state: dict[str, Any] = {}
     if protocol is not None:
-        with store.write() as conn:
-            state = json.loads(store.run(run_id)["state_json"] or "{}")
-            state["protocol"] = protocol.to_dict()
-            if ray_address:
-                state["remote"] = {"ray_address": ray_address, "device_name": device_name.strip()}
-            conn.execute("UPDATE runs SET state_json = ? WHERE run_id = ?", (json.dumps(state), run_id))
-    return run_id
+        state["protocol"] = protocol.to_dict()
+        if memory_limit_mb is not None:
+            state["memory_limit_mb"] = float(memory_limit_mb)
+        if ray_address:
+            state["remote"] = {"ray_address": ray_address, "device_name": device_name.strip()}
+    return create_run(store, settings, device.to_dict() if device else None, protocol.key if protocol else None,
+                      state=state, admit=admit)
 
 
 QUEUED = "queued (position "  # runs.message while a search waits for its device
@@ -114,8 +124,8 @@ def queue_reporter(store: Store, run_id: str, check_every_s: float = 1.0) -> Wai
 
 def queue_position(run: Mapping[str, Any]) -> int | None:
     """The queue position a run's row shows (``None`` when it is not waiting for its device)."""
-    message = run.get("message") or ""
-    if not message.startswith(QUEUED):
+    message = run.get("message")
+    if not isinstance(message, str) or not message.startswith(QUEUED):
         return None
     try:
         return int(message[len(QUEUED):].rstrip(")"))
@@ -151,7 +161,8 @@ def _measurer(store: Store, run: Mapping[str, Any], state: Mapping[str, Any]) ->
     if remote:
         from lts.cost.remote import RayMeasurer
 
-        return _Checked(RayMeasurer(remote["ray_address"], remote["device_name"], protocol), owner, run["run_id"])
+        return _Checked(RayMeasurer(remote["ray_address"], remote["device_name"], protocol,
+                                    memory_limit_mb=memory_limit_of(run)), owner, run["run_id"])
     from lts.cost.device import detect_device
     from lts.cost.measure import Measurer
 
@@ -161,7 +172,7 @@ def _measurer(store: Store, run: Mapping[str, Any], state: Mapping[str, Any]) ->
             f"run {run['run_id']} measures on device {owner.name!r} ({owner.device_id}) but this machine is "
             f"{here.device_id}: resume it where it started"
         )
-    return Measurer(here, protocol, on_wait=queue_reporter(store, run["run_id"]))
+    return Measurer(here, protocol, memory_limit_mb=memory_limit_of(run), on_wait=queue_reporter(store, run["run_id"]))
 
 
 class _Checked(contextlib.AbstractContextManager):
@@ -197,12 +208,37 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
         raise LtsError(f"run {run_id} is a differentiable search (lts darts), not resumable by lts search")
     if run["status"] == "finished":
         raise LtsError(f"run {run_id} has already finished")
+    _refuse_if_owned(run)  # early, before starting workers; claim() below decides for good
     state = json.loads(run["state_json"] or "{}")
     measure = None
     if run["device_id"]:
         measurer = stack.enter_context(_measurer(store, run, state))
         measure = lambda cfg: measurer.measure(cfg).to_dict()  # noqa: E731
+    claim(store, run_id)
     return _QueueAwareRunner(store, run_id, measure=measure)
+
+
+def _refuse_if_owned(run: Mapping[str, Any]) -> None:
+    pid, host = run.get("pid"), run.get("host")
+    if (run["status"] in ACTIVE and pid and pid != os.getpid() and host in (None, socket.gethostname())
+            and process_alive(pid)):
+        raise LtsError(f"run {run['run_id']} is already {run['status']} in process {pid}"
+                       f"{f' on {host}' if host else ''}: wait for it, or cancel it first")
+
+
+def claim(store: Store, run_id: str) -> None:
+    """Make this process the one running ``run_id``, in one transaction, or refuse with one line when
+    another live process on this host runs it (two processes on one run would both measure and
+    insert the same evaluations; the second would fail on them and mark the run failed)."""
+    with store.write() as conn:
+        cur = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
+        if row is None:
+            raise LtsError(f"no run {run_id!r} in {store.path}")
+        _refuse_if_owned(dict(zip(names, row)))
+        conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, updated_at = ? WHERE run_id = ?",
+                     (os.getpid(), socket.gethostname(), time.time(), run_id))
 
 
 def launch_background(db_path: str | Path, run_id: str, log_dir: str | Path | None = None) -> int:

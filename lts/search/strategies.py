@@ -18,9 +18,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from lts.errors import LtsError
 from lts.search.objectives import objective_matrix
 from lts.search.pareto import crowding, nd_ranks
-from lts.space.config import Config, config_from_json
+from lts.space.config import LIMITS, Config, config_from_json, short_repr
 from lts.space.ranges import SearchSpace
 
 STRATEGIES = ("evolution", "random")
@@ -32,6 +33,18 @@ class EvolutionSettings:
     generation: int = 10  # children proposed per generation
     crossover_prob: float = 0.5
     mutation_prob: float = 0.3
+
+    def __post_init__(self) -> None:
+        # generation < 1 proposed nothing per generation, so a run never ended; the upper limits
+        # bound the proposals one generation holds in memory and in the run's saved state
+        for k in ("population", "generation"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= LIMITS[k]:
+                raise LtsError(f"evolution {k} must be an integer in 1..{LIMITS[k]:,}, got {short_repr(v)}")
+        for k in ("crossover_prob", "mutation_prob"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise LtsError(f"evolution {k} must lie in [0, 1], got {short_repr(v)}")
 
 
 def _fitness_order(members: Sequence[Mapping[str, Any]], objectives: Sequence[str]) -> list[int]:
@@ -57,10 +70,27 @@ def propose(
     objectives: Sequence[str],
     rng: random.Random,
     settings: EvolutionSettings = EvolutionSettings(),
+    params: tuple[int | None, int | None] = (None, None),
 ) -> Config:
-    """One proposal. ``members`` are this run's evaluated rows (config_json, feasible, objective columns)."""
+    """One proposal. ``members`` are this run's evaluated rows (config_json, feasible, objective columns).
+
+    ``params`` = (min, max) decoder parameters: random proposals are built inside these bounds and
+    children outside them are repaired (:meth:`SearchSpace.within`), so that a bound near the
+    space's edge does not reject nearly every proposal. Without bounds no extra random draw is
+    made, so unconstrained runs follow the same path as before.
+    """
+    lo, hi = params
+    bounded = lo is not None or hi is not None
     if strategy == "random" or len(members) < settings.population:
+        if bounded:
+            return space.sample_within(rng, lo, hi) or space.sample(rng)
         return space.sample(rng)
+    child = _child(space, members, objectives, rng, settings)
+    return (space.within(child, rng, lo, hi) or child) if bounded else child
+
+
+def _child(space: SearchSpace, members: Sequence[Mapping[str, Any]], objectives: Sequence[str],
+           rng: random.Random, settings: EvolutionSettings) -> Config:
     order = _fitness_order(members, objectives)[: settings.population]
     pool = [config_from_json(members[i]["config_json"]) for i in order]
 

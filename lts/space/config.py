@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Union
 
@@ -28,33 +29,87 @@ from lts.errors import ConfigError
 
 FAMILIES = ("gpt2", "transxl")  # the searchable spaces; CONFIG_TYPES adds the derived "darts" family
 
+# -- limits -------------------------------------------------------------------------------------
+# The largest value of every size a config, a space file or a search/measure flag can give, in one
+# place. They lie far above any model lts can build and measure (LTS's largest: 16 layers of
+# d_model 1024) and exist so that no input makes lts loop or allocate for minutes: per-layer lists
+# are n_layer long, counts loop over layers and clusters, and space queries loop over choices.
+LIMITS: dict[str, int] = {
+    "n_layer": 256,
+    "d_model": 65_536,
+    "d_embed": 65_536,
+    "div_val": 1_024,
+    "n_head": 65_536,  # and at most d_model (a head narrower than one feature is meaningless)
+    "d_inner": 262_144,
+    "d_head": 65_536,
+    "vocab_size": 10_000_000,
+    "cutoffs": 16,  # entries, i.e. at most 17 adaptive clusters
+    "tgt_len": 65_536,
+    "mem_len": 65_536,
+    # darts configs
+    "n_split": 64,
+    "ffn_mult": 64,
+    "conv_heads": 65_536,
+    "op_size": 4_096,  # the number in attn<heads>, conv<kernel>, ...
+    # search spaces: distinct values one searched field may list (n_layer and d_inner are only
+    # bounded by their value limits: queries use their ends, never every value)
+    "space_choices": 4_096,
+    # search and measurement settings (lts search / lts measure flags, SearchSettings, Protocol)
+    "population": 10_000,
+    "generation": 10_000,
+    "batch": 4_096,
+    "seq_len": 65_536,
+    "threads": 1_024,
+    "surrogate_pool": 1_000,
+    "timeout_s": 86_400,  # lts measure --timeout, seconds per candidate
+    "memory_mb": 1_000_000_000,  # lts measure --memory-limit-mb
+}
 
-def checked_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (an integral float is accepted), else a one-line ConfigError."""
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = _short.maxlong = 40
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 4
+_short.maxlevel = 2
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """A repr short enough for a one-line message, whatever the value (deep, huge, self-sharing)."""
+    text = _short.repr(value)  # reprlib bounds the work; the cut bounds the width
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def checked_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an int in [minimum, maximum] (an integral float is accepted), else a one-line ConfigError."""
     # bool is an int subclass; a JSON `true` for a width is a mistake, not a 1.
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
+            raise ConfigError(f"{name} must be an integer, got {short_repr(value)}")
     if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        raise ConfigError(f"{name} must be >= {minimum}, got {short_repr(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum:,}, got {short_repr(value)}")
     return value
+
+
+def limited_int(name: str, value: Any, minimum: int = 1, field: str | None = None) -> int:
+    """:func:`checked_int` bounded by ``LIMITS[field or name]``."""
+    return checked_int(name, value, minimum, LIMITS[field or name])
 
 
 def _int_list(name: str, value: Any, length: int, minimum: int = 1) -> tuple[int, ...]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value] * length  # a scalar means "the same in every layer"
+        value = [value] * length  # a scalar means "the same in every layer" (length is bounded)
     if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name} must be a list of {length} integers, got {value!r}")
+        raise ConfigError(f"{name} must be a list of {length} integers, got {short_repr(value)}")
     if len(value) != length:
         raise ConfigError(f"{name} has {len(value)} entries but n_layer is {length}")
-    return tuple(checked_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+    return tuple(checked_int(f"{name}[{i}]", v, minimum, LIMITS[name]) for i, v in enumerate(value))
 
 
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {short_repr(value)}")
     return value
 
 
@@ -78,24 +133,30 @@ class _Base:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise in place once, at construction
-        n_layer = checked_int("n_layer", self.n_layer)
+        n_layer = limited_int("n_layer", self.n_layer)  # first: per-layer lists are this long
         set_(self, "n_layer", n_layer)
-        set_(self, "d_model", checked_int("d_model", self.d_model))
+        d_model = limited_int("d_model", self.d_model)
+        set_(self, "d_model", d_model)
         d_embed = self.d_embed
         if d_embed == -1:  # LTS's convention: -1 means "same as d_model"
-            d_embed = self.d_model
-        set_(self, "d_embed", checked_int("d_embed", d_embed))
-        div_val = checked_int("div_val", self.div_val)
+            d_embed = d_model
+        set_(self, "d_embed", limited_int("d_embed", d_embed))
+        div_val = limited_int("div_val", self.div_val)
         set_(self, "div_val", div_val)
         set_(self, "n_head", _int_list("n_head", self.n_head, n_layer))
+        for i, h in enumerate(self.n_head):
+            if h > d_model:
+                raise ConfigError(f"n_head[{i}]={h} is more heads than d_model={d_model} features")
         set_(self, "d_inner", _int_list("d_inner", self.d_inner, n_layer))
-        vocab = checked_int("vocab_size", self.vocab_size, minimum=2)
+        vocab = limited_int("vocab_size", self.vocab_size, minimum=2)
         set_(self, "vocab_size", vocab)
-        set_(self, "tgt_len", checked_int("tgt_len", self.tgt_len))
+        set_(self, "tgt_len", limited_int("tgt_len", self.tgt_len))
         set_(self, "tie_weight", _bool("tie_weight", self.tie_weight))
 
         if not isinstance(self.cutoffs, (list, tuple)):
-            raise ConfigError(f"cutoffs must be a list of integers, got {self.cutoffs!r}")
+            raise ConfigError(f"cutoffs must be a list of integers, got {short_repr(self.cutoffs)}")
+        if len(self.cutoffs) > LIMITS["cutoffs"]:
+            raise ConfigError(f"cutoffs has {len(self.cutoffs)} entries, at most {LIMITS['cutoffs']}")
         cutoffs = tuple(checked_int(f"cutoffs[{i}]", c) for i, c in enumerate(self.cutoffs))
         if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
             raise ConfigError(f"cutoffs must be strictly increasing, got {list(cutoffs)}")
@@ -112,7 +173,7 @@ class _Base:
         if not isinstance(tie_projs, (list, tuple)) or len(tie_projs) != n_clusters:
             raise ConfigError(
                 f"tie_projs must be a list of {n_clusters} booleans (one per adaptive cluster), "
-                f"got {tie_projs!r}"
+                f"got {short_repr(tie_projs)}"
             )
         set_(self, "tie_projs", tuple(_bool(f"tie_projs[{i}]", t) for i, t in enumerate(tie_projs)))
 
@@ -215,7 +276,7 @@ class TransXLConfig(_Base):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "mem_len", checked_int("mem_len", self.mem_len, minimum=0))
+        object.__setattr__(self, "mem_len", limited_int("mem_len", self.mem_len, minimum=0))
         if self.d_head == -1:
             for i, h in enumerate(self.n_head):
                 if self.d_model % h:
@@ -223,7 +284,7 @@ class TransXLConfig(_Base):
                         f"n_head[{i}]={h} does not divide d_model={self.d_model} (d_head=-1)"
                     )
         else:
-            object.__setattr__(self, "d_head", checked_int("d_head", self.d_head))
+            object.__setattr__(self, "d_head", limited_int("d_head", self.d_head))
         if self.d_model % 2:
             raise ConfigError(
                 f"d_model must be even for sinusoidal relative positions, got {self.d_model}"
@@ -246,10 +307,14 @@ def parse_darts_op(name: Any) -> tuple[str, int]:
             return name, 0
         for kind in sorted(DARTS_OP_KINDS, key=len, reverse=True):
             rest = name[len(kind):]
-            if name.startswith(kind) and rest.isdigit() and int(rest) >= 1:
-                return kind, int(rest)
+            # isascii: str.isdigit() also accepts digits int() refuses ("²"); len: int() of a huge
+            # digit string is slow, and the limit has at most 4 digits anyway
+            if name.startswith(kind) and rest.isascii() and rest.isdigit() and len(rest) <= 6:
+                if 1 <= int(rest) <= LIMITS["op_size"]:
+                    return kind, int(rest)
+                raise ConfigError(f"operation {name!r}: the size must lie in 1..{LIMITS['op_size']}")
     raise ConfigError(
-        f"unknown operation {name!r}: expected one of {', '.join(DARTS_PLAIN_OPS)} or "
+        f"unknown operation {short_repr(name)}: expected one of {', '.join(DARTS_PLAIN_OPS)} or "
         "attn<heads>, conv<kernel>, lightconv<kernel>, dynconv<kernel>"
     )
 
@@ -277,26 +342,26 @@ class DartsConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        n_layer = checked_int("n_layer", self.n_layer)
+        n_layer = limited_int("n_layer", self.n_layer)
         set_(self, "n_layer", n_layer)
-        d = checked_int("d_model", self.d_model)
+        d = limited_int("d_model", self.d_model)
         set_(self, "d_model", d)
-        n_split = checked_int("n_split", self.n_split, minimum=2)
+        n_split = limited_int("n_split", self.n_split, minimum=2)
         set_(self, "n_split", n_split)
         if d % n_split:
             raise ConfigError(f"n_split={n_split} does not divide d_model={d}")
-        set_(self, "vocab_size", checked_int("vocab_size", self.vocab_size, minimum=2))
-        set_(self, "tgt_len", checked_int("tgt_len", self.tgt_len))
-        set_(self, "ffn_mult", checked_int("ffn_mult", self.ffn_mult))
-        heads = checked_int("conv_heads", self.conv_heads)
+        set_(self, "vocab_size", limited_int("vocab_size", self.vocab_size, minimum=2))
+        set_(self, "tgt_len", limited_int("tgt_len", self.tgt_len))
+        set_(self, "ffn_mult", limited_int("ffn_mult", self.ffn_mult))
+        heads = limited_int("conv_heads", self.conv_heads)
         set_(self, "conv_heads", heads)
         width = d // n_split
         if not isinstance(self.ops, (list, tuple)) or len(self.ops) != n_layer:
-            raise ConfigError(f"ops must list {n_layer} layers (n_layer), got {self.ops!r}")
+            raise ConfigError(f"ops must list {n_layer} layers (n_layer), got {short_repr(self.ops)}")
         layers = []
         for i, layer in enumerate(self.ops):
             if not isinstance(layer, (list, tuple)) or len(layer) != n_split:
-                raise ConfigError(f"ops[{i}] must list {n_split} operations (n_split), got {layer!r}")
+                raise ConfigError(f"ops[{i}] must list {n_split} operations (n_split), got {short_repr(layer)}")
             for k, name in enumerate(layer):
                 try:
                     kind, size = parse_darts_op(name)
@@ -344,14 +409,14 @@ def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Conf
     data = dict(data)
     fam = data.pop("family", None) or family
     if family is not None and fam != family:
-        raise ConfigError(f"family is {fam!r} but {family!r} was expected")
-    if fam not in CONFIG_TYPES:
-        raise ConfigError(f"family must be one of {list(CONFIG_TYPES)}, got {fam!r}")
+        raise ConfigError(f"family is {short_repr(fam)} but {family!r} was expected")
+    if not isinstance(fam, str) or fam not in CONFIG_TYPES:  # a list or object is not hashable
+        raise ConfigError(f"family must be one of {list(CONFIG_TYPES)}, got {short_repr(fam)}")
     cls = CONFIG_TYPES[fam]
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted((k for k in data if k not in known), key=str)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} for family {fam!r}")
+        raise ConfigError(f"unknown key {short_repr(unknown[0])} for family {fam!r}")
     if "n_layer" not in data:
         raise ConfigError("n_layer is required")
     vocab = data.get("vocab_size")
@@ -359,14 +424,23 @@ def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Conf
         return cls(**data)
     if "cutoffs" not in data and isinstance(vocab, int) and not isinstance(vocab, bool):
         data["cutoffs"] = clip_cutoffs(cls().cutoffs, vocab)
-    if "tie_projs" not in data and isinstance(data.get("cutoffs"), (list, tuple)):
-        data["tie_projs"] = [False] + [True] * len(data["cutoffs"])
+    cutoffs = data.get("cutoffs")
+    if "tie_projs" not in data and isinstance(cutoffs, (list, tuple)) and len(cutoffs) <= LIMITS["cutoffs"]:
+        data["tie_projs"] = [False] + [True] * len(cutoffs)
     return cls(**data)
 
 
-def config_from_json(text: str, source: str = "config") -> Config:
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads`` with every way it fails as a one-line ConfigError naming ``source``."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
-    return config_from_dict(data)
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed JSON (nested too deeply)") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise ConfigError(f"{source}: malformed JSON (a number of more than 4300 digits)") from None
+
+
+def config_from_json(text: str, source: str = "config") -> Config:
+    return config_from_dict(parse_json(text, source))

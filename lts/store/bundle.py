@@ -1,12 +1,17 @@
 """Results bundles: one JSON file carrying runs with their devices, architectures and measurements.
 
 A device without the dashboard exports its runs (``lts export-run``) and the team imports them
-(``lts import``). Import is all-or-nothing and idempotent:
+(``lts import``). Import is all-or-nothing, idempotent and never corrupts the store:
 
-* the file is validated against :data:`BUNDLE_SCHEMA` (jsonschema) and every architecture config
-  is rebuilt, its id recomputed and compared, before anything is written;
-* everything is inserted in one IMMEDIATE transaction with ``INSERT OR IGNORE``, so a second import
-  of the same bundle adds nothing and a failure half-way leaves the database as it was.
+* the file is decoded strictly (no NaN/Infinity, no lone surrogates, bounded nesting), validated
+  against :data:`BUNDLE_SCHEMA` (jsonschema: types, ranges, id patterns, sizes), then checked
+  across rows (:func:`parse_bundle`): every architecture config is rebuilt and its id recomputed,
+  a run's settings are parsed as lts itself parses them on resume, members are unique and numbered
+  0..n-1, references resolve, duplicate rows agree;
+* everything is inserted in one IMMEDIATE transaction. A run already here must be identical
+  (then nothing is added) or the import is refused: merging foreign members into a local run
+  would corrupt it. Measurements are a cache, so a local one is kept and the bundle's counted as
+  skipped. A failure half-way leaves the database as it was.
 
 A bundle is also a *reproducibility* record: besides every evaluation (members in order, with their
 measurements) it carries, per run, a ``reproduce`` entry with the decoded settings (space,
@@ -19,72 +24,120 @@ earlier releases still import; ``lts.decide.repro`` re-runs an imported run on a
 from __future__ import annotations
 
 import json
+import math
 import platform
+import re
+import sqlite3
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 import jsonschema
 
 from lts import __version__
+from lts.cost.device import KINDS
 from lts.errors import LtsError
-from lts.space.config import config_from_json
+from lts.space.config import CONFIG_TYPES, config_from_json
 from lts.store.db import Store
 
 FORMAT = "lts-results-bundle"
 VERSION = 1
 MAX_BYTES = 200 * 1024 * 1024
 
-_num = {"type": ["number", "null"]}
-_str = {"type": ["string", "null"]}
+# Ids become file names, URL parts and log names elsewhere: no path separators, dots or spaces.
+# lts makes run/job/validation ids of 12 hex digits and device/architecture ids of 16.
+ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+ARCH_ID_PATTERN = "^[0-9a-f]{16}$"
+PROTOCOL_PATTERN = "^[A-Za-z0-9_.:+=-]{1,128}$"  # e.g. torch-cpu-b1-sdefault-t1
+MAX_INT = 2**63 - 1  # SQLite's INTEGER; a larger JSON integer would fail half-way through the insert
+MAX_TIME = 4102444800.0  # 2100-01-01: beyond it time.localtime() in `lts runs` overflows, or it is a mistake
+MAX_TEXT = 64 * 1024  # free text (messages, reasons, names)
+MAX_SPACE = 64 * 1024  # a space is a few hundred bytes; a huge one stalled the Front quality page
+MAX_SMALL_JSON = 4 * 1024  # objectives, constraints
+MAX_STATE = 16 * 2**20  # search state: RNG state, scales; a DARTS run's training history
+MAX_RECORD = 64 * 1024  # one device record
+EXPORT_TRIES = 5
+RUN_STATUSES = ("created", "running", "cancelling", "cancelled", "interrupted", "failed", "finished", "imported")
+LIVE_STATUSES = ("running", "created", "cancelling")  # imported as "imported": nothing runs it here
+STRATEGIES = ("evolution", "random", "darts")  # lts.search.strategies.STRATEGIES plus lts.darts
+
+_id = {"type": "string", "pattern": ID_PATTERN}
+_arch_id = {"type": "string", "pattern": ARCH_ID_PATTERN}
+_protocol = {"type": "string", "pattern": PROTOCOL_PATTERN}
+_text = {"type": ["string", "null"], "maxLength": MAX_TEXT}
+_time = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIME}
+_amount = {"type": ["number", "null"], "minimum": 0}  # latencies, memory, seconds, spreads
+
+
+def _int(minimum: int = 0, null: bool = False) -> dict[str, Any]:
+    return {"type": ["integer", "null"] if null else "integer", "minimum": minimum, "maximum": MAX_INT}
+
+
+def _json_text(max_length: int, null: bool = False) -> dict[str, Any]:
+    return {"type": ["string", "null"] if null else "string", "maxLength": max_length}
+
+
+_flag = {"type": "integer", "enum": [0, 1]}
+_MEASUREMENT = {
+    "arch_id": _arch_id, "device_id": _id, "protocol": _protocol, "latency_ms": _amount, "latency_cv": _amount,
+    "repeats": _int(null=True), "peak_memory_mb": _amount, "infeasible": _text, "seconds": _amount,
+    "measured_at": _time,
+}
 BUNDLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["format", "version", "devices", "architectures", "measurements", "runs", "members"],
     "properties": {
         "format": {"const": FORMAT},
         "version": {"const": VERSION},
-        "lts_version": {"type": "string"},
-        "exported_at": {"type": "number"},
+        "lts_version": {"type": "string", "maxLength": 100},
+        "exported_at": _time,
         "devices": {"type": "array", "items": {
             "type": "object", "required": ["device_id", "name", "kind", "record"],
-            "properties": {"device_id": {"type": "string", "minLength": 1}, "name": {"type": "string"},
-                           "kind": {"type": "string"}, "record": {"type": "object"}}}},
+            "properties": {"device_id": _id, "name": {"type": "string", "minLength": 1, "maxLength": 256},
+                           "kind": {"enum": list(KINDS)}, "record": {"type": "object"}}}},
         "architectures": {"type": "array", "items": {
             "type": "object", "required": ["arch_id", "config"],
-            "properties": {"arch_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"}, "config": {"type": "object"}}}},
+            "properties": {"arch_id": _arch_id, "config": {"type": "object"}}}},
         "measurements": {"type": "array", "items": {
-            "type": "object", "required": ["arch_id", "device_id", "protocol"],
-            "properties": {"arch_id": {"type": "string"}, "device_id": {"type": "string"},
-                           "protocol": {"type": "string"}, "latency_ms": _num, "latency_cv": _num,
-                           "repeats": {"type": ["integer", "null"]}, "peak_memory_mb": _num,
-                           "infeasible": _str, "seconds": _num, "measured_at": _num}}},
+            "type": "object", "required": ["arch_id", "device_id", "protocol", "measured_at"],
+            "properties": _MEASUREMENT}},
         "runs": {"type": "array", "items": {
             "type": "object",
             "required": ["run_id", "family", "space_json", "strategy", "objectives_json", "constraints_json",
                          "seed", "status", "created_at", "updated_at"],
-            "properties": {"run_id": {"type": "string", "minLength": 1}, "family": {"type": "string"},
-                           "space_json": {"type": "string"}, "strategy": {"type": "string"},
-                           "objectives_json": {"type": "string"}, "constraints_json": {"type": "string"},
-                           "seed": {"type": "integer"}, "status": {"type": "string"},
-                           "device_id": _str, "protocol": _str}}},
+            "properties": {"run_id": _id, "family": {"enum": list(CONFIG_TYPES)},
+                           "space_json": _json_text(MAX_SPACE), "strategy": {"enum": list(STRATEGIES)},
+                           "objectives_json": _json_text(MAX_SMALL_JSON),
+                           "constraints_json": _json_text(MAX_SMALL_JSON),
+                           "seed": {"type": "integer", "minimum": -MAX_INT - 1, "maximum": MAX_INT},
+                           "budget": _int(1, null=True),
+                           "time_budget": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                           "device_id": {**_id, "type": ["string", "null"]},
+                           "protocol": {**_protocol, "type": ["string", "null"]},
+                           "status": {"enum": list(RUN_STATUSES)}, "message": _text,
+                           "n_evaluated": _int(null=True), "frontier_size": _int(null=True),
+                           "hypervolume": _amount, "elapsed": _amount, "state_json": _json_text(MAX_STATE, null=True),
+                           "created_at": _time, "updated_at": _time}}},
         "members": {"type": "array", "items": {
             "type": "object", "required": ["run_id", "arch_id", "eval_index", "generation", "feasible", "on_frontier"],
-            "properties": {"run_id": {"type": "string"}, "arch_id": {"type": "string"},
-                           "eval_index": {"type": "integer"}, "generation": {"type": "integer"},
-                           "feasible": {"type": "integer"}, "on_frontier": {"type": "integer"}}}},
+            "properties": {"run_id": _id, "arch_id": _arch_id, "eval_index": _int(), "generation": _int(),
+                           "feasible": _flag, "on_frontier": _flag}}},
         "measurement_history": {"type": "array", "items": {
             "type": "object", "required": ["arch_id", "device_id", "protocol", "measured_at", "replaced_at"],
-            "properties": {"arch_id": {"type": "string"}, "device_id": {"type": "string"},
-                           "protocol": {"type": "string"}, "latency_ms": _num, "latency_cv": _num,
-                           "repeats": {"type": ["integer", "null"]}, "peak_memory_mb": _num, "infeasible": _str,
-                           "seconds": _num, "measured_at": {"type": "number"}, "replaced_at": {"type": "number"},
-                           "job_id": _str}}},
+            "properties": {**_MEASUREMENT, "replaced_at": _time, "job_id": {**_id, "type": ["string", "null"]}}}},
         "reproduce": {"type": "array", "items": {
             "type": "object", "required": ["run_id", "settings", "packages", "front"],
-            "properties": {"run_id": {"type": "string"}, "settings": {"type": "object"},
-                           "device": {"type": ["object", "null"]}, "packages": {"type": "object"},
-                           "front": {"type": "array", "items": {"type": "string"}}}}},
+            "properties": {"run_id": _id,
+                           # the dashboard lists entries by these two
+                           "settings": {"type": "object", "required": ["strategy", "seed"],
+                                        "properties": {"strategy": {"type": "string", "maxLength": 100},
+                                                       "seed": {"type": "integer"}}},
+                           "device": {"type": ["object", "null"]},
+                           "packages": {"type": "object",
+                                        "additionalProperties": {"type": ["string", "null"], "maxLength": 1000}},
+                           "n_evaluations": _int(), "hypervolume": _amount,
+                           "front": {"type": "array", "items": _arch_id}}}},
     },
 }
 
@@ -96,6 +149,10 @@ MEASUREMENT_COLUMNS = ("arch_id", "device_id", "protocol", "latency_ms", "latenc
 MEMBER_COLUMNS = ("run_id", "arch_id", "eval_index", "generation", "feasible", "on_frontier")
 HISTORY_COLUMNS = MEASUREMENT_COLUMNS + ("replaced_at", "job_id")
 PACKAGES = ("lts", "torch", "numpy", "pandas", "scipy", "pymoo", "streamlit", "plotly")
+# what import_bundle returns: rows added per table it writes, and bundle measurements not taken
+# because this database holds a different one for the same key (the local one is kept)
+SUMMARY_KEYS = ("runs", "devices", "architectures", "measurements", "run_members", "measurement_history",
+                "skipped_measurements")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -127,28 +184,52 @@ def reproduction_entry(run: dict[str, Any], devices: dict[str, dict[str, Any]], 
             "front": [m["arch_id"] for m in members if m["on_frontier"]]}
 
 
+# -- export ----------------------------------------------------------------------------------------
+def _runs_and_members(store: Store, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The runs and their members as of one moment.
+
+    A search adds a member and updates its run (n_evaluated, updated_at) in one transaction; read
+    between two of those, the members would not match n_evaluated and the bundle would not import.
+    Reading the runs again after the members and retrying on a change gives a consistent pair
+    without holding a read transaction open (an in-memory store shares one connection between threads).
+    """
+    ph = ",".join("?" * len(run_ids))
+    for _ in range(EXPORT_TRIES):
+        runs = [store.run(r) for r in run_ids]  # raises a clear error for an unknown id
+        members = store.query(f"SELECT * FROM run_members WHERE run_id IN ({ph}) ORDER BY run_id, eval_index",
+                              run_ids)
+        if [store.run(r) for r in run_ids] == runs:
+            return runs, members
+        time.sleep(0.05)
+    raise LtsError(f"run(s) {', '.join(run_ids)} kept changing during the export; export again")
+
+
 def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
     """A bundle with the given runs and everything they reference."""
-    runs = [store.run(r) for r in run_ids]  # raises a clear error for an unknown id
+    run_ids = list(dict.fromkeys(run_ids))
+    runs, members = _runs_and_members(store, run_ids)
     ph = ",".join("?" * len(run_ids))
-    members = store.query(f"SELECT * FROM run_members WHERE run_id IN ({ph}) ORDER BY run_id, eval_index", run_ids)
-    arch_ids = sorted({m["arch_id"] for m in members})
+    arch_ids = {m["arch_id"] for m in members}
     device_ids = sorted({r["device_id"] for r in runs if r["device_id"]})
-    archs = store.query(
+    # Architectures, measurements and history are read after the members; a member added meanwhile
+    # is not in this bundle, so neither is what only it references (filtered by arch_ids).
+    archs = [a for a in store.query(
         f"SELECT arch_id, config_json FROM architectures WHERE arch_id IN (SELECT arch_id FROM run_members"
-        f" WHERE run_id IN ({ph})) ORDER BY arch_id", run_ids)
-    measurements = store.query(
-        f"SELECT x.* FROM measurements x JOIN runs r ON x.device_id = r.device_id AND x.protocol = r.protocol"
-        f" JOIN run_members m ON m.run_id = r.run_id AND m.arch_id = x.arch_id WHERE r.run_id IN ({ph})"
-        f" ORDER BY x.arch_id", run_ids)
+        f" WHERE run_id IN ({ph})) ORDER BY arch_id", run_ids) if a["arch_id"] in arch_ids]
+    # EXISTS, not a join: two runs on one device sharing an architecture must not repeat its row
+    on_a_run = (f"EXISTS (SELECT 1 FROM runs r JOIN run_members m ON m.run_id = r.run_id WHERE r.run_id IN ({ph})"
+                f" AND m.arch_id = x.arch_id AND r.device_id = x.device_id AND r.protocol = x.protocol)")
+    measurements = [m for m in store.query(
+        f"SELECT x.* FROM measurements x WHERE {on_a_run} ORDER BY x.arch_id, x.device_id, x.protocol", run_ids)
+        if m["arch_id"] in arch_ids]
     devices = store.query(
         f"SELECT * FROM devices WHERE device_id IN ({','.join('?' * len(device_ids))})", device_ids
     ) if device_ids else []
     assert len(archs) == len(arch_ids)
-    history = store.query(
-        f"SELECT h.* FROM measurement_history h JOIN runs r ON h.device_id = r.device_id AND h.protocol = r.protocol"
-        f" JOIN run_members m ON m.run_id = r.run_id AND m.arch_id = h.arch_id WHERE r.run_id IN ({ph})"
-        f" ORDER BY h.arch_id, h.measured_at", run_ids) if "measurement_history" in store.db.table_names() else []
+    history = [h for h in store.query(
+        f"SELECT x.* FROM measurement_history x WHERE {on_a_run}"
+        f" ORDER BY x.arch_id, x.device_id, x.protocol, x.measured_at", run_ids)
+        if h["arch_id"] in arch_ids] if "measurement_history" in store.db.table_names() else []
     records = {d["device_id"]: json.loads(d["record_json"]) for d in devices}
     packages = package_versions()
     return {
@@ -162,21 +243,10 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
         "measurements": [{k: m[k] for k in MEASUREMENT_COLUMNS} for m in measurements],
         "runs": [{k: r[k] for k in RUN_COLUMNS} for r in runs],
         "members": [{k: m[k] for k in MEMBER_COLUMNS} for m in members],
-        "measurement_history": [{k: h[k] for k in HISTORY_COLUMNS} for h in _unique_history(history)],
+        "measurement_history": [{k: h[k] for k in HISTORY_COLUMNS} for h in history],
         "reproduce": [reproduction_entry(r, records, [m for m in members if m["run_id"] == r["run_id"]], packages)
                       for r in runs],
     }
-
-
-def _unique_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per history key (two runs sharing a device and protocol would repeat it)."""
-    seen, out = set(), []
-    for h in rows:
-        key = (h["arch_id"], h["device_id"], h["protocol"], h["measured_at"])
-        if key not in seen:
-            seen.add(key)
-            out.append(h)
-    return out
 
 
 def write_bundle(store: Store, run_ids: list[str], path: str | Path) -> dict[str, int]:
@@ -185,80 +255,389 @@ def write_bundle(store: Store, run_ids: list[str], path: str | Path) -> dict[str
     return {k: len(bundle[k]) for k in ("runs", "architectures", "measurements", "devices")}
 
 
-def parse_bundle(data: bytes | str, source: str = "bundle") -> dict[str, Any]:
-    """Decode and validate; raises LtsError with one line naming what is wrong."""
-    if len(data) > MAX_BYTES:
-        raise LtsError(f"{source}: {len(data) / 2**20:.0f} MB is over the {MAX_BYTES // 2**20} MB bundle limit")
+# -- decoding --------------------------------------------------------------------------------------
+class _NonFinite:
+    """What NaN, Infinity or an overflowing number (1e400) decodes to: never a number, so the schema
+    refuses it where a number belongs, and :func:`_first_bad_value` finds it anywhere else."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = (str(text).splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _bad(source: str, path: str, problem: str) -> LtsError:
+    return LtsError(f"{source}: not a valid lts bundle at {path or 'top level'}: {_one_line(problem)}")
+
+
+def _path(parts: Iterable[Any]) -> str:
+    return "/".join(str(p) for p in parts)
+
+
+def _first_bad_value(value: Any) -> tuple[str, str] | None:
+    """The path of the first non-finite number or unencodable string (iterative: any depth)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, _NonFinite):
+            return where, f"{item.text} is not a finite number"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where, "text holds a lone surrogate (\\ud800-\\udfff), not valid Unicode"
+        elif isinstance(item, dict):
+            children = list(item.items())
+            stack.extend((v, f"{where}/{k}" if where else str(k)) for k, v in reversed(children))
+            stack.extend((k, where) for k, _ in children if isinstance(k, str))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}/{i}" if where else str(i)) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+# json.loads decodes bytes with "surrogatepass": a surrogate written as an escape or UTF-8 encoded
+# decodes to a str that SQLite cannot store (UnicodeEncodeError half-way through the insert)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _decode(data: bytes, source: str) -> Any:
+    odd: list[bool] = []
+
+    def non_finite(text: str) -> _NonFinite:
+        odd.append(True)
+        return _NonFinite(text)
+
+    def finite(text: str) -> float | _NonFinite:
+        value = float(text)
+        return value if math.isfinite(value) else non_finite(text)
+
     try:
-        bundle = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LtsError(f"{source}: not a JSON file ({str(exc).splitlines()[0]})") from None
-    try:
-        jsonschema.validate(bundle, BUNDLE_SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise LtsError(f"{source}: not a valid lts bundle at {where}: {exc.message}") from None
-    for a in bundle["architectures"]:
-        try:
-            cfg = config_from_json(json.dumps(a["config"]))
-        except LtsError as exc:
-            raise LtsError(f"{source}: architecture {a['arch_id']}: {exc}") from None
-        if cfg.arch_id != a["arch_id"]:
-            raise LtsError(f"{source}: architecture {a['arch_id']}: id does not match its config ({cfg.arch_id})")
-    known_archs = {a["arch_id"] for a in bundle["architectures"]}
-    known_devices = {d["device_id"] for d in bundle["devices"]}
-    known_runs = {r["run_id"] for r in bundle["runs"]}
-    for m in bundle["measurements"]:
-        if m["arch_id"] not in known_archs or m["device_id"] not in known_devices:
-            raise LtsError(f"{source}: a measurement refers to an architecture or device not in the bundle")
-    for m in bundle["members"]:
-        if m["arch_id"] not in known_archs or m["run_id"] not in known_runs:
-            raise LtsError(f"{source}: a run member refers to an architecture or run not in the bundle")
-    for r in bundle["runs"]:
-        if r.get("device_id") and r["device_id"] not in known_devices:
-            raise LtsError(f"{source}: run {r['run_id']} refers to a device not in the bundle")
-    for h in bundle.get("measurement_history", []):
-        if h["arch_id"] not in known_archs or h["device_id"] not in known_devices:
-            raise LtsError(f"{source}: an earlier measurement refers to an architecture or device not in the bundle")
-    for e in bundle.get("reproduce", []):
-        if e["run_id"] not in known_runs:
-            raise LtsError(f"{source}: a reproduce entry refers to run {e['run_id']}, not in the bundle")
+        bundle = json.loads(data, parse_constant=non_finite, parse_float=finite)
+    except RecursionError:
+        raise _bad(source, "", "nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise LtsError(f"{source}: not a JSON file ({_one_line(exc)})") from None
+    if odd or _SURROGATE.search(data):  # the walk costs a pass; only when something may be there
+        found = _first_bad_value(bundle)
+        if found is not None:
+            raise _bad(source, *found)
     return bundle
 
 
-def import_bundle(store: Store, data: bytes | str, source: str = "bundle") -> dict[str, int]:
-    """Validate, then insert all of it in one transaction; returns how many rows were new."""
-    bundle = parse_bundle(data, source)
-    before = _counts(store)
-    with store.write() as conn:
-        for d in bundle["devices"]:
-            store.upsert_device(conn, {**d["record"], "device_id": d["device_id"], "name": d["name"], "kind": d["kind"]})
-        for a in bundle["architectures"]:
-            store.upsert_architecture(conn, config_from_json(json.dumps(a["config"])))
-        for m in bundle["measurements"]:
-            store.insert_measurement(conn, m)
-        for r in bundle["runs"]:
-            row = {k: r.get(k) for k in RUN_COLUMNS}
-            if row["status"] in ("running", "created", "cancelling"):
-                row["status"] = "imported"  # nothing runs it here; resuming belongs to the device that owns it
-            for key, default in (("n_evaluated", 0), ("frontier_size", 0), ("elapsed", 0.0)):
-                row[key] = row[key] if row[key] is not None else default
-            conn.execute(
-                f"INSERT OR IGNORE INTO runs ({','.join(RUN_COLUMNS)}) VALUES ({','.join('?' * len(RUN_COLUMNS))})",
-                [row[k] for k in RUN_COLUMNS],
-            )
-        conn.executemany(
-            f"INSERT OR IGNORE INTO run_members ({','.join(MEMBER_COLUMNS)}) VALUES ({','.join('?' * len(MEMBER_COLUMNS))})",
-            [[m[k] for k in MEMBER_COLUMNS] for m in bundle["members"]],
-        )
-        conn.executemany(
-            f"INSERT OR IGNORE INTO measurement_history ({','.join(HISTORY_COLUMNS)})"
-            f" VALUES ({','.join('?' * len(HISTORY_COLUMNS))})",
-            [[h.get(k) for k in HISTORY_COLUMNS] for h in bundle.get("measurement_history", [])],
-        )
-    after = _counts(store)
-    return {k: after[k] - before[k] for k in after}
+def _decode_text(text: str | None, source: str, where: str, kind: type, what: str) -> Any:
+    """A JSON value a run row carries as text (space_json, ...), strictly decoded, of ``kind``."""
+    if text is None:
+        return None
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not a finite number")
+
+    def finite(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            refuse(token)
+        return value
+
+    try:
+        value = json.loads(text, parse_constant=refuse, parse_float=finite)
+    except RecursionError:
+        raise _bad(source, where, "nested too deeply") from None
+    except ValueError as exc:
+        raise _bad(source, where, f"not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise _bad(source, where, f"must hold a JSON {what}, not {type(value).__name__}")
+    return value
 
 
-def _counts(store: Store) -> dict[str, int]:
-    return {t: store.db[t].count for t in ("runs", "devices", "architectures", "measurements", "run_members")}
+# -- validation ------------------------------------------------------------------------------------
+def _schema_error(exc: jsonschema.ValidationError) -> str:
+    # jsonschema's own text repeats the value: for a 100 kB string that is not one short line
+    if exc.validator in ("maxLength", "minLength"):
+        return f"length must be {'at most' if exc.validator == 'maxLength' else 'at least'} {exc.validator_value}"
+    if exc.validator == "pattern":
+        return f"{_one_line(repr(exc.instance), 80)} is not an id of the form {exc.validator_value}"
+    return exc.message
+
+
+def _unique(rows: list[dict[str, Any]], section: str, key: Sequence[str], source: str
+            ) -> list[tuple[int, dict[str, Any]]]:
+    """``rows`` without repeats, each with its index in the file (for messages): an identical repeat
+    collapses (older exports of several runs on one device repeated shared measurements); two rows
+    with one key and different content are refused."""
+    seen: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
+    out = []
+    for i, row in enumerate(rows):
+        k = tuple(row.get(c) for c in key)
+        if k in seen:
+            j, first = seen[k]
+            if first != row:
+                what = ", ".join(f"{c} {v}" for c, v in zip(key, k))
+                raise _bad(source, f"{section}/{i}", f"repeats {section}/{j} ({what}) with different content")
+            continue
+        seen[k] = (i, row)
+        out.append((i, row))
+    return out
+
+
+def _check_settings(r: dict[str, Any], i: int, source: str) -> None:
+    """Parse a run's settings the way lts does on resume and re-run, so what fails there fails here."""
+    from lts.cost.protocol import Protocol
+    from lts.search.objectives import Constraints, parse_objectives
+    from lts.search.runner import _rng_from_json, settings_of
+    from lts.search.strategies import EvolutionSettings
+    from lts.space.ranges import SearchSpace
+    from lts.surrogate.assist import SurrogateSettings
+    from lts.surrogate.drift import DriftSettings
+
+    at = f"runs/{i}"
+    space = _decode_text(r["space_json"], source, f"{at}/space_json", dict, "object")
+    objectives = _decode_text(r["objectives_json"], source, f"{at}/objectives_json", list, "list")
+    constraints = _decode_text(r["constraints_json"], source, f"{at}/constraints_json", dict, "object")
+    state = _decode_text(r.get("state_json"), source, f"{at}/state_json", dict, "object") or {}
+    if not all(isinstance(o, str) for o in objectives):
+        raise _bad(source, f"{at}/objectives_json", "must be a list of objective names")
+    if (r["family"] == "darts") != (r["strategy"] == "darts"):
+        raise _bad(source, f"{at}/strategy", f"strategy {r['strategy']} does not go with family {r['family']}")
+    if r["family"] == "darts":  # a DARTS run keeps its own settings; nothing resumes it
+        if space.get("family") != "darts":
+            raise _bad(source, f"{at}/space_json", "a DARTS run's space must have family darts")
+        return
+    errors = (LtsError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
+    checks: list[tuple[str, Callable[[], Any]]] = [
+        ("space_json", lambda: SearchSpace.from_dict(space)),
+        ("objectives_json", lambda: parse_objectives(objectives)),
+        ("constraints_json", lambda: Constraints.from_dict(constraints)),
+        ("state_json", lambda: EvolutionSettings(**state.get("evolution", {}))),
+        ("state_json", lambda: SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None),
+        ("state_json", lambda: DriftSettings(**state.get("drift", {}))),
+        ("state_json", lambda: Protocol.from_dict(state["protocol"]) if state.get("protocol") is not None else None),
+        ("state_json", lambda: _rng_from_json(state["rng"]) if "rng" in state else None),
+    ]
+    for field, check in checks:
+        try:
+            made = check()
+        except RecursionError:
+            raise _bad(source, f"{at}/{field}", "nested too deeply") from None
+        except errors as exc:
+            raise _bad(source, f"{at}/{field}", f"{type(exc).__name__}: {exc}"
+                       if not isinstance(exc, LtsError) else str(exc)) from None
+        if field == "space_json" and made.family != r["family"]:
+            raise _bad(source, f"{at}/space_json", f"space family {made.family} is not the run's {r['family']}")
+    try:
+        settings_of({k: r.get(k) for k in RUN_COLUMNS})  # what the single checks above let through together
+    except errors as exc:
+        raise _bad(source, at, str(exc)) from None
+
+
+def parse_bundle(data: bytes | str, source: str = "bundle") -> dict[str, Any]:
+    """Decode and validate; raises LtsError with one line naming what is wrong, and where."""
+    if isinstance(data, str):
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LtsError(f"{source}: not a JSON file (text holds a lone surrogate)") from None
+    if len(data) > MAX_BYTES:
+        raise LtsError(f"{source}: {len(data) / 2**20:.0f} MB is over the {MAX_BYTES // 2**20} MB bundle limit")
+    bundle = _decode(data, source)
+    try:
+        jsonschema.validate(bundle, BUNDLE_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        raise _bad(source, _path(exc.absolute_path), _schema_error(exc)) from None
+    except RecursionError:
+        raise _bad(source, "", "nested too deeply") from None
+    try:
+        _check_rows(bundle, source)
+    except RecursionError:  # a record or config deep enough to pass json.loads but not json.dumps
+        raise _bad(source, "", "nested too deeply") from None
+    return bundle
+
+
+def _check_rows(bundle: dict[str, Any], source: str) -> None:
+    """The rules across rows (and the configs), after the schema; drops identical repeats from
+    ``bundle`` in place. Paths in messages are indices in the file as given."""
+    archs = _unique(bundle["architectures"], "architectures", ("arch_id",), source)
+    family_of: dict[str, str] = {}
+    for i, a in archs:
+        try:
+            cfg = config_from_json(json.dumps(a["config"]))
+        except LtsError as exc:
+            raise _bad(source, f"architectures/{i}/config", f"architecture {a['arch_id']}: {exc}") from None
+        if cfg.arch_id != a["arch_id"]:
+            raise _bad(source, f"architectures/{i}/arch_id",
+                       f"architecture {a['arch_id']}: id does not match its config ({cfg.arch_id})")
+        family_of[cfg.arch_id] = cfg.family
+
+    devices = _unique(bundle["devices"], "devices", ("device_id",), source)
+    for i, d in devices:
+        if d["record"].get("device_id", d["device_id"]) != d["device_id"]:
+            raise _bad(source, f"devices/{i}/record/device_id", f"is not the device's id {d['device_id']}")
+        if len(json.dumps(d["record"])) > MAX_RECORD:
+            raise _bad(source, f"devices/{i}/record", f"over {MAX_RECORD // 1024} KiB")
+    device_ids = {d["device_id"] for _, d in devices}
+
+    runs = _unique(bundle["runs"], "runs", ("run_id",), source)
+    run_of = {r["run_id"]: r for _, r in runs}
+    for i, r in runs:
+        if r.get("device_id") and r["device_id"] not in device_ids:
+            raise _bad(source, f"runs/{i}/device_id", f"run {r['run_id']} refers to a device not in the bundle")
+        _check_settings(r, i, source)
+
+    def refer(section: str, i: int, row: dict[str, Any], what: str) -> None:
+        for field, known in (("arch_id", family_of), ("device_id", device_ids), ("run_id", run_of)):
+            if field in row and row[field] not in known:
+                raise _bad(source, f"{section}/{i}/{field}", f"{what} refers to {field[:-3]} {row[field]},"
+                           " not in the bundle")
+
+    members = _unique(bundle["members"], "members", ("run_id", "arch_id"), source)
+    by_run: dict[str, dict[int, int]] = {r: {} for r in run_of}  # eval_index -> index in the file
+    for i, m in members:
+        refer("members", i, m, "a run member")
+        run = run_of[m["run_id"]]
+        if family_of[m["arch_id"]] != run["family"]:
+            raise _bad(source, f"members/{i}/arch_id", f"a {family_of[m['arch_id']]} architecture in a"
+                       f" {run['family']} run")
+        seen = by_run[m["run_id"]]
+        if m["eval_index"] in seen:
+            raise _bad(source, f"members/{i}/eval_index", f"run {m['run_id']} has eval_index {m['eval_index']}"
+                       f" twice (members/{seen[m['eval_index']]})")
+        seen[m["eval_index"]] = i
+    for i, r in runs:
+        indexes = by_run[r["run_id"]]
+        n = len(indexes)
+        if n and max(indexes) != n - 1:  # unique and 0-based: contiguous iff the largest is n - 1
+            missing = min(set(range(n)) - set(indexes))
+            raise _bad(source, f"members/{indexes[max(indexes)]}/eval_index",
+                       f"run {r['run_id']}'s members are not numbered 0..{n - 1} (no eval_index {missing})")
+        # a DARTS run counts training steps in n_evaluated and has one member, the derived architecture
+        if r["strategy"] != "darts" and r.get("n_evaluated") is not None and r["n_evaluated"] != n:
+            raise _bad(source, f"runs/{i}/n_evaluated", f"run {r['run_id']} says {r['n_evaluated']} evaluations"
+                       f" but the bundle has {n} members")
+
+    key = ("arch_id", "device_id", "protocol")
+    measurements = _unique(bundle["measurements"], "measurements", key, source)
+    for i, m in measurements:
+        refer("measurements", i, m, "a measurement")
+    history = _unique(bundle.get("measurement_history", []), "measurement_history", key + ("measured_at",), source)
+    for i, h in history:
+        refer("measurement_history", i, h, "an earlier measurement")
+        if h["replaced_at"] < h["measured_at"]:
+            raise _bad(source, f"measurement_history/{i}/replaced_at", "is before its measured_at")
+
+    members_of: dict[str, set[str]] = {r: set() for r in run_of}
+    for _, m in members:
+        members_of[m["run_id"]].add(m["arch_id"])
+    for i, e in enumerate(bundle.get("reproduce", [])):
+        if e["run_id"] not in run_of:
+            raise _bad(source, f"reproduce/{i}/run_id", f"a reproduce entry refers to run {e['run_id']},"
+                       " not in the bundle")
+        strays = [a for a in e["front"] if a not in members_of[e["run_id"]]]
+        if strays:
+            raise _bad(source, f"reproduce/{i}/front", f"{strays[0]} is not a member of run {e['run_id']}")
+
+    for section, kept in (("architectures", archs), ("devices", devices), ("runs", runs), ("members", members),
+                          ("measurements", measurements)):
+        bundle[section] = [row for _, row in kept]
+    if "measurement_history" in bundle:
+        bundle["measurement_history"] = [row for _, row in history]
+
+
+# -- import ----------------------------------------------------------------------------------------
+def _run_row(r: dict[str, Any]) -> dict[str, Any]:
+    row = {k: r.get(k) for k in RUN_COLUMNS}
+    if row["status"] in LIVE_STATUSES:
+        row["status"] = "imported"  # nothing runs it here; resuming belongs to the device that owns it
+    for key, default in (("n_evaluated", 0), ("frontier_size", 0), ("elapsed", 0.0)):
+        row[key] = row[key] if row[key] is not None else default
+    return row
+
+
+def _refuse_other_runs(conn: sqlite3.Connection, bundle: dict[str, Any], rows: list[dict[str, Any]],
+                       source: str) -> None:
+    """A run already here must be this very run; checked inside the import's transaction, so no
+    writer can add one between the check and the insert."""
+    cols = ",".join(RUN_COLUMNS)
+    for raw, row in zip(bundle["runs"], rows):
+        local = conn.execute(f"SELECT {cols} FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
+        if local is None:
+            continue
+        here = dict(zip(RUN_COLUMNS, local))
+        differs = [k for k in RUN_COLUMNS if k != "status" and here[k] != row[k]]
+        if here["status"] not in (raw["status"], row["status"]):
+            differs.insert(0, "status")
+        if not differs:
+            ours = set(conn.execute(f"SELECT {','.join(MEMBER_COLUMNS)} FROM run_members WHERE run_id = ?",
+                                    (row["run_id"],)).fetchall())
+            theirs = {tuple(m[k] for k in MEMBER_COLUMNS) for m in bundle["members"] if m["run_id"] == row["run_id"]}
+            if ours != theirs:
+                differs.append("members")
+        if differs:
+            raise LtsError(f"{source}: run {row['run_id']} already exists here with different content"
+                           f" ({differs[0]} differs); delete it here first, or import into another database")
+
+
+def _changes(conn: sqlite3.Connection, write: Callable[..., Any], *args: Any) -> int:
+    """Rows ``write(conn, *args)`` changed on this connection (this thread's own: other writers do
+    not count, where a COUNT(*) before and after would count theirs too)."""
+    before = conn.total_changes
+    write(conn, *args)
+    return conn.total_changes - before
+
+
+def summary_line(added: dict[str, int]) -> str:
+    """What an import added, for people: "3 new runs, 40 new architectures, ..." (CLI and dashboard)."""
+    text = ", ".join(f"{added[k]} new {k}" for k in SUMMARY_KEYS if k != "skipped_measurements" and k in added)
+    kept = added.get("skipped_measurements", 0)
+    if kept:
+        text += f"; kept {kept} local measurement{'s' if kept != 1 else ''} that differ from the bundle's"
+    return text
+
+
+def import_bundle(store: Store, data: bytes | str, source: str = "bundle",
+                  bundle: dict[str, Any] | None = None) -> dict[str, int]:
+    """Validate (unless ``bundle`` is ``data`` already parsed by :func:`parse_bundle`), then insert all
+    of it in one transaction; returns the rows added per table (:data:`SUMMARY_KEYS`), counted as
+    they are inserted."""
+    if bundle is None:
+        bundle = parse_bundle(data, source)
+    runs = [_run_row(r) for r in bundle["runs"]]
+    added = dict.fromkeys(SUMMARY_KEYS, 0)
+
+    def insert(table: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> int:
+        cur = conn.executemany(
+            f"INSERT OR IGNORE INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+            [[r.get(k) for k in columns] for r in rows])
+        return max(cur.rowcount, 0)
+
+    try:
+        with store.write() as conn:
+            _refuse_other_runs(conn, bundle, runs, source)
+            for d in bundle["devices"]:  # a device already here keeps its record (same id: same machine)
+                record = {**d["record"], "device_id": d["device_id"], "name": d["name"], "kind": d["kind"]}
+                added["devices"] += _changes(conn, store.upsert_device, record)
+            for a in bundle["architectures"]:
+                cfg = config_from_json(json.dumps(a["config"]))
+                added["architectures"] += _changes(conn, store.upsert_architecture, cfg)
+            mcols = ",".join(MEASUREMENT_COLUMNS)
+            for m in bundle["measurements"]:
+                if _changes(conn, store.insert_measurement, m):
+                    added["measurements"] += 1
+                    continue
+                here = conn.execute(f"SELECT {mcols} FROM measurements WHERE arch_id=? AND device_id=? AND protocol=?",
+                                    (m["arch_id"], m["device_id"], m["protocol"])).fetchone()
+                if here is not None and tuple(here) != tuple(m.get(k) for k in MEASUREMENT_COLUMNS):
+                    added["skipped_measurements"] += 1  # the local measurement is the cache every run here reads
+            added["runs"] = insert("runs", RUN_COLUMNS, runs)
+            added["run_members"] = insert("run_members", MEMBER_COLUMNS, bundle["members"])
+            added["measurement_history"] = insert("measurement_history", HISTORY_COLUMNS,
+                                                  bundle.get("measurement_history", []))
+    except sqlite3.IntegrityError as exc:  # validation should make this unreachable; never half an import
+        raise LtsError(f"{source}: refused by the database, nothing imported ({exc})") from None
+    return added

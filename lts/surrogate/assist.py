@@ -55,8 +55,8 @@ class SurrogateSettings:
             raise LtsError(f"surrogate kind must be auto or one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.pool_factor < 1:
             raise LtsError(f"surrogate pool factor must be >= 1, got {self.pool_factor}")
-        if self.z < 0:
-            raise LtsError(f"surrogate z must be >= 0, got {self.z}")
+        if not 0 <= self.z <= 100:  # also refuses NaN, which compares False with every bound
+            raise LtsError(f"surrogate z must be between 0 and 100, got {self.z}")
         if self.min_train < 5:
             raise LtsError(f"surrogate min_train must be >= 5, got {self.min_train}")
 

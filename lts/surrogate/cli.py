@@ -74,8 +74,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: Any) -> None:
-    from lts.surrogate.fit import DEFAULT_TRAIN
-    from lts.surrogate.model import KINDS
+    from lts.surrogate.defaults import DEFAULT_TRAIN, KINDS  # not .fit/.model: they pull numpy and scipy
 
     sg = sub.add_parser("surrogate", help="cost surrogates: predict latency and memory before measuring")
     ss = sg.add_subparsers(dest="surrogate_cmd", required=True)

@@ -19,11 +19,10 @@ import numpy as np
 from lts.errors import LtsError
 from lts.store.db import Store
 from lts.surrogate.data import Measured, held_out_split, measured
+from lts.surrogate.defaults import DEFAULT_TRAIN  # defined there, light, for the CLI; still importable from here
 from lts.surrogate.features import FEATURES
 from lts.surrogate.figures import figures, proxy_baselines
 from lts.surrogate.model import KINDS, CostModel, fit_best
-
-DEFAULT_TRAIN = 200
 
 
 @dataclass

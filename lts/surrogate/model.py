@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from lts.errors import LtsError
+from lts.surrogate.defaults import KINDS  # noqa: F401  re-exported: defined without numpy for the CLI
 from lts.surrogate.features import COST_TERMS, FEATURES, log1p_matrix
 
-KINDS = ("linear", "gbm", "linear+gp")
 _COST_IDX = [FEATURES.index(n) for n in COST_TERMS]
 _FLOOR = 1e-6
 

@@ -20,9 +20,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
+import threading
+import time
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lts.errors import LtsError
 
@@ -134,3 +137,98 @@ def authenticate(users: Mapping[str, Mapping[str, str]], name: str, password: st
     if not (ok and entry):
         return None
     return User(name=name.strip(), role=entry["role"], via="password")
+
+
+# -- sign-in rate limiting -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Admission:
+    """The limiter's answer to one sign-in attempt (:meth:`SignInLimiter.admit`)."""
+
+    allowed: bool
+    wait_s: float  # allowed: back-off to wait before checking the password; refused: until one may try again
+    reason: str | None = None  # refused: one line for the sign-in form
+    name: str = ""
+    client: str = ""
+    token: int = 0  # this attempt's entry, counted as a failure until :meth:`SignInLimiter.record` says otherwise
+
+
+class SignInLimiter:
+    """Failed password sign-ins per user name and per client, shared by every browser session.
+
+    Streamlit runs each browser session's script in a thread of one process, and a reload starts a
+    new session, so the counts live here (one instance per server, ``st.cache_resource`` in the app),
+    behind a lock. Within ``window_s``, at most ``per_name`` failures for one user name and
+    ``per_client`` from one client address; beyond that :meth:`admit` refuses without checking the
+    password. Below it, each attempt waits ``base_delay_s * 2**(n-1)`` (at most ``max_delay_s``)
+    after the last of the n failures. An attempt counts as a failure from the moment it is admitted,
+    so parallel sessions cannot run more checks than the limit; a success clears its user name's
+    failures (a client's stay: one client guessing several names is still one client).
+
+    Locking a name for ``window_s`` is the price: five wrong guesses by anyone lock that user's
+    password sign-in for five minutes (OIDC sign-in is not affected).
+    """
+
+    def __init__(self, per_name: int = 5, per_client: int = 20, window_s: float = 300.0,
+                 base_delay_s: float = 0.25, max_delay_s: float = 4.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_name, self.per_client, self.window_s = per_name, per_client, window_s
+        self.base_delay_s, self.max_delay_s = base_delay_s, max_delay_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], list[tuple[float, int]]] = {}  # ("name"|"client", key) -> (at, token)
+        self._next_token = 0
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[tuple[float, int]]:
+        kept = [f for f in self._failures.get(key, ()) if now - f[0] < self.window_s]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)  # so that many one-off names do not pile up
+        return kept
+
+    def _backoff(self, recent: list[tuple[float, int]], now: float) -> float:
+        if not recent:
+            return 0.0
+        delay = min(self.base_delay_s * 2 ** (len(recent) - 1), self.max_delay_s)
+        return max(0.0, recent[-1][0] + delay - now)
+
+    def admit(self, name: str, client: str) -> Admission:
+        """Whether ``name`` may be tried from ``client`` now; if so the attempt is counted at once."""
+        name, client = name.strip(), client or "unknown"
+        with self._lock:
+            now = self._clock()
+            if len(self._failures) > 4096:  # forget stale keys now and then
+                for key in list(self._failures):
+                    self._recent(key, now)
+            by_name, by_client = self._recent(("name", name), now), self._recent(("client", client), now)
+            for recent, limit, what in ((by_name, self.per_name, f"for {name or 'this user name'}"),
+                                        (by_client, self.per_client, "from this address")):
+                if len(recent) >= limit:
+                    retry = recent[-limit][0] + self.window_s - now
+                    return Admission(False, retry, f"Too many failed sign-ins {what}: try again in "
+                                                   f"{max(1, math.ceil(retry / 60))} min.", name, client)
+            wait = max(self._backoff(by_name, now), self._backoff(by_client, now))
+            self._next_token += 1
+            entry = (now + wait, self._next_token)  # a failure as of when its check will run
+            self._failures.setdefault(("name", name), []).append(entry)
+            self._failures.setdefault(("client", client), []).append(entry)
+            return Admission(True, wait, None, name, client, self._next_token)
+
+    def record(self, admission: Admission, ok: bool) -> None:
+        """The outcome of an admitted attempt: a success clears its name's failures (and is none itself)."""
+        if not admission.allowed or not ok:
+            return
+        with self._lock:
+            self._failures.pop(("name", admission.name), None)
+            key = ("client", admission.client)
+            kept = [f for f in self._failures.get(key, ()) if f[1] != admission.token]
+            if kept:
+                self._failures[key] = kept
+            else:
+                self._failures.pop(key, None)
+
+    def failures(self, name: str | None = None, client: str | None = None) -> int:
+        """Failures within the window for ``name`` or for ``client`` (for tests and the log)."""
+        key = ("name", name.strip()) if name is not None else ("client", client or "unknown")
+        with self._lock:
+            return len(self._recent(key, self._clock()))

@@ -103,7 +103,7 @@ def add_commands(sub: Any) -> None:
                    help="listen beyond 127.0.0.1 without sign-in (every page warns); or LTS_ALLOW_UNAUTHENTICATED=1")
     s.add_argument("--app", help="the Streamlit app (default dashboard/app.py)")
     s.add_argument("--dry-run", action="store_true", help="print the server command instead of running it")
-    s.add_argument("streamlit_args", nargs="*", help="further Streamlit options, after --")
+    s.add_argument("streamlit_args", nargs="*", help="further Streamlit options, after -- (not the address, port, upload or security ones lts serve sets)")
     s.set_defaults(func=cmd_serve)
 
     team = sub.add_parser("team", help="team use: passwords, sign-in check, audit trail, Ray devices")

@@ -9,10 +9,11 @@ audit entry (:mod:`lts.team.audit`) whatever the outcome. A refusal raises
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lts.errors import LtsError
 from lts.store.db import Store
@@ -43,23 +44,67 @@ def _alive_pid(row: dict[str, Any]) -> bool:
     return process_alive(row.get("pid"))
 
 
-def running_searches(store: Store) -> int:
-    """Searches running now in this database (from any launcher), or launched and about to start."""
+# A run launched from the dashboard is inserted before its process is spawned (its pid comes a
+# moment later): a fresh 'created' row without a pid is a launch in flight and counts as running.
+STARTING_S = 120.0
+
+
+def _job_is_running(row: dict[str, Any], now: float, effective_status: Callable[[dict[str, Any]], str]) -> bool:
+    if effective_status(row) in ("running", "cancelling"):
+        return True
+    if row["status"] != "created":
+        return False
+    return _alive_pid(row) or (row.get("pid") is None and now - float(row["created_at"]) < STARTING_S)
+
+
+def _search_is_running(row: dict[str, Any], now: float) -> bool:
     from lts.search.session import effective_status
 
-    rows = store.query("SELECT status, pid FROM runs WHERE status IN ('created', 'running', 'cancelling')")
-    return sum(1 for r in rows if effective_status(r) in ("running", "cancelling")
-               or (r["status"] == "created" and _alive_pid(r)))
+    return _job_is_running(row, now, effective_status)
+
+
+def _validation_is_running(row: dict[str, Any], now: float) -> bool:
+    from lts.validate.session import effective_status
+
+    return _job_is_running(row, now, effective_status)
+
+
+_ACTIVE = "SELECT status, pid, created_at FROM {} WHERE status IN ('created', 'running', 'cancelling')"
+_ACTIVE_SEARCHES = _ACTIVE.format("runs")
+_ACTIVE_VALIDATIONS = _ACTIVE.format("validation_runs")
+
+
+def running_searches(store: Store) -> int:
+    """Searches running now in this database (from any launcher), or launched and about to start."""
+    now = time.time()
+    return sum(1 for r in store.query(_ACTIVE_SEARCHES) if _search_is_running(r, now))
+
+
+def _admit(limits: Limits, sql: str, is_running: Callable[[dict[str, Any], float], bool],
+           kind: str) -> Callable[[sqlite3.Connection], None]:
+    """The concurrency check, run inside the transaction that inserts the new job."""
+
+    def admit(conn: sqlite3.Connection) -> None:
+        now = time.time()
+        cur = conn.execute(sql)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        limits.check_concurrent(sum(1 for r in rows if is_running(r, now)), kind)
+
+    return admit
+
+
+def _admit_search(limits: Limits) -> Callable[[sqlite3.Connection], None]:
+    return _admit(limits, _ACTIVE_SEARCHES, _search_is_running, "searches")
 
 
 def running_validations(store: Store) -> int:
-    from lts.validate.session import effective_status, has_tables
+    from lts.validate.session import has_tables
 
     if not has_tables(store):
         return 0
-    rows = store.query("SELECT status, pid FROM validation_runs WHERE status IN ('created', 'running', 'cancelling')")
-    return sum(1 for r in rows if effective_status(r) in ("running", "cancelling")
-               or (r["status"] == "created" and _alive_pid(r)))
+    now = time.time()
+    return sum(1 for r in store.query(_ACTIVE_VALIDATIONS) if _validation_is_running(r, now))
 
 
 # -- searches ----------------------------------------------------------------------------------
@@ -71,17 +116,17 @@ def launch_search(user: User | None, store: Store, db_path: str | Path, space: A
     objectives, constraints, strategy, seed, population, generation, batch, seq_len, threads, ...).
     With ``ray_address`` the search measures on the Ray device ``device_name``.
     """
-    from lts.search.session import launch_background, new_run
+    from lts.search.session import new_run
 
     detail = {"device": device_name, "budget": settings.get("budget"), "time_budget": settings.get("time_budget"),
               "ray_address": ray_address, "family": getattr(space, "family", str(space))}
     with _audited(store, user, "launch_search", f"search on {device_name or 'proxy only'}", detail) as entry:
         require(user, "launch", "launch searches")
         limits.check_search(settings.get("budget"), settings.get("time_budget"))
-        limits.check_concurrent(running_searches(store), "searches")
-        run_id = new_run(store, space, device_name, ray_address=ray_address, **settings)
+        limits.check_concurrent(running_searches(store), "searches")  # early, before detecting the device
+        run_id = new_run(store, space, device_name, ray_address=ray_address, admit=_admit_search(limits), **settings)
         entry["target"] = run_id
-        _started(store, run_id, launch_background(db_path, run_id))
+        _start(store, db_path, run_id)
     return run_id
 
 
@@ -91,7 +136,6 @@ def reproduce_search(user: User | None, store: Store, db_path: str | Path, sourc
     started like :func:`launch_search` and held to the same limits; returns the new run id."""
     from lts.decide.repro import reproduce_run
     from lts.search.runner import settings_of
-    from lts.search.session import launch_background
 
     detail = {"reproduces": source_run_id, "device": device_name}
     with _audited(store, user, "launch_search", f"re-run of {source_run_id}", detail) as entry:
@@ -100,14 +144,25 @@ def reproduce_search(user: User | None, store: Store, db_path: str | Path, sourc
         entry["detail"].update(budget=settings.budget, time_budget=settings.time_budget)
         limits.check_search(settings.budget, settings.time_budget)
         limits.check_concurrent(running_searches(store), "searches")
-        run_id = reproduce_run(store, source_run_id, device_name=device_name)
+        run_id = reproduce_run(store, source_run_id, device_name=device_name, admit=_admit_search(limits))
         entry["target"] = run_id
-        _started(store, run_id, launch_background(db_path, run_id))
+        _start(store, db_path, run_id)
     return run_id
 
 
-def _started(store: Store, run_id: str, pid: int) -> None:
-    with store.write() as conn:  # counted as running at once, before the process says so
+def _start(store: Store, db_path: str | Path, run_id: str) -> None:
+    """Spawn the run's process and record its pid; a run that could not be spawned is marked failed
+    (else it would hold a place under the concurrency limit until STARTING_S passes)."""
+    from lts.search.session import launch_background
+
+    try:
+        pid = launch_background(db_path, run_id)
+    except OSError as exc:
+        with store.write() as conn:
+            conn.execute("UPDATE runs SET status = 'failed', message = ?, updated_at = ? WHERE run_id = ?",
+                         (f"could not start its process: {exc}", time.time(), run_id))
+        raise LtsError(f"run {run_id}: could not start its process ({exc})") from None
+    with store.write() as conn:
         conn.execute("UPDATE runs SET pid = ?, updated_at = ? WHERE run_id = ? AND pid IS NULL",
                      (pid, time.time(), run_id))
 
@@ -156,7 +211,8 @@ def launch_validation(user: User | None, store: Store, db_path: str | Path, form
         require(user, "launch", "launch validation runs")
         limits.check_validation(form.n_archs, form.steps)
         limits.check_concurrent(running_validations(store), "validation runs")
-        validation_id = launch(store, db_path, form)
+        validation_id = launch(store, db_path, form,
+                               admit=_admit(limits, _ACTIVE_VALIDATIONS, _validation_is_running, "validation runs"))
         entry["target"] = validation_id
         return validation_id
 

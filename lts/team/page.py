@@ -18,7 +18,9 @@ and :func:`limits` give what the guarded calls need, and :func:`can` hides what 
         guarded.launch_search(current_user(), store, db_path, space, device, limits=limits(), budget=50)
 
 Sessions: a password sign-in lasts for the browser session (``st.session_state``; a reload asks
-again); an OIDC sign-in lasts as long as Streamlit's identity cookie.
+again); an OIDC sign-in lasts as long as Streamlit's identity cookie. Failed password sign-ins are
+counted for the whole server (:func:`sign_in_limiter`: per user name and per client address), and
+only a session whose user may import keeps uploaded files (:func:`upload_guard`).
 """
 
 from __future__ import annotations
@@ -29,16 +31,54 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from lts.errors import LtsError
-from lts.team.auth import OPERATOR, User, authenticate
+from lts.team.auth import OPERATOR, SignInLimiter, User, authenticate
 from lts.team.config import TeamConfig, secrets_files
 from lts.team.limits import Limits
-from lts.team.serve import allow_from_env, exposure
+from lts.team.serve import UploadGuard, allow_from_env, exposure
 
 if TYPE_CHECKING:
     from lts.cost.remote import RayDevice
 
 USER_KEY = "lts_user"
-FAILED_KEY = "lts_failed_sign_ins"
+
+
+@st.cache_resource(show_spinner=False)
+def sign_in_limiter() -> SignInLimiter:
+    """The server's one limiter: every browser session (a thread) counts in it, so a reload does not reset it."""
+    return SignInLimiter()
+
+
+@st.cache_resource(show_spinner=False)
+def upload_guard() -> UploadGuard:
+    """The server's one upload guard (see :class:`lts.team.serve.UploadGuard`)."""
+    return UploadGuard()
+
+
+def _client_address() -> str:
+    """Who is signing in, as far as the server can tell: the websocket's peer address (uvicorn takes
+    X-Forwarded-For only from a proxy on 127.0.0.1). Streamlit gives None on loopback."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # outside a browser session (bare mode)
+        return "unknown"
+    if ip is None:
+        return "loopback"
+    return ip if isinstance(ip, str) else "unknown"  # AppTest's stand-in runtime gives a mock
+
+
+def _guard_uploads(user: User | None) -> None:
+    """Let this browser session keep uploads only if ``user`` may import; guard the server's uploads."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return
+    guard = upload_guard()
+    runtime = Runtime.instance()
+    if guard.install(runtime.uploaded_file_mgr):  # once per server; nothing under AppTest's stand-in
+        guard.forget_ended(runtime.is_active_session)
+    guard.allow(ctx.session_id, user is not None and user.can("import"))
 
 
 def team_config() -> TeamConfig:
@@ -122,14 +162,17 @@ def _sign_in_form(cfg: TeamConfig) -> None:
             name = st.text_input("User name", key="lts_sign_in_name")
             password = st.text_input("Password", type="password", key="lts_sign_in_password")
             if st.form_submit_button("Sign in", type="primary"):
-                failed = st.session_state.get(FAILED_KEY, 0)
-                time.sleep(min(0.25 * 2**failed, 4.0) if failed else 0)  # slows guessing in this session
+                limiter = sign_in_limiter()
+                admission = limiter.admit(name, _client_address())
+                if not admission.allowed:  # refused before the hash: guessing costs the guesser, not the server
+                    st.error(admission.reason)
+                    return
+                time.sleep(admission.wait_s)  # the back-off after recent failures of this name or client
                 user = authenticate(cfg.users, name, password)
+                limiter.record(admission, user is not None)
                 if user is None:
-                    st.session_state[FAILED_KEY] = failed + 1
                     st.error("Wrong user name or password.")
                 else:
-                    st.session_state.pop(FAILED_KEY, None)
                     st.session_state[USER_KEY] = user.to_dict()
                     st.rerun()
 
@@ -211,11 +254,13 @@ def gate(address: str | None = None, cfg: TeamConfig | None = None) -> User:
     try:
         cfg = cfg or team_config()
     except LtsError as exc:
+        _guard_uploads(None)
         st.error(f"Team settings in .streamlit/secrets.toml: {exc}")
         st.stop()
         raise
     decision = exposure(_address(address), cfg, allow_from_env())
     if not decision.ok:
+        _guard_uploads(None)
         st.error(decision.refused)
         st.stop()
     if decision.warning:
@@ -223,8 +268,10 @@ def gate(address: str | None = None, cfg: TeamConfig | None = None) -> User:
     if not cfg.sign_in_configured:
         user = User("anyone" if decision.warning else "local", OPERATOR, "open" if decision.warning else "local")
         st.session_state[USER_KEY] = user.to_dict()
+        _guard_uploads(user)
         return user
     user = _known_user(cfg)
+    _guard_uploads(user)  # before anything is drawn: a session not signed in keeps no uploads
     if user is None and cfg.oidc and getattr(st.user, "is_logged_in", False):
         st.error(f"{st.user.get('email') or 'This account'} has no role on this dashboard; ask an operator.")
         if st.button("Sign out", key="lts_sign_out_norole"):

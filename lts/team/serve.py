@@ -9,18 +9,25 @@ data, so:
   ``LTS_ALLOW_UNAUTHENTICATED=1``), and then every page carries a warning (:func:`exposure`, which
   the app also checks itself, so ``streamlit run --server.address=0.0.0.0`` cannot go around it).
 
-The server is Streamlit itself (``python -m streamlit run dashboard/app.py``), exec'd with the address,
-the port, and the upload limit of :class:`lts.team.limits.Limits`.
+The server is Streamlit itself (``python -m streamlit run dashboard/app.py``), exec'd with every
+setting that decides who can reach it and what it accepts or shows (:func:`pinned_options`) as
+command-line flags, which beat Streamlit's other sources (``~/.streamlit/config.toml``, the working
+folder's ``.streamlit/config.toml``, the app folder's, ``STREAMLIT_*`` variables): the result does not
+depend on where ``lts serve`` was started. Extras after ``--`` and ``STREAMLIT_*`` variables that try
+to set one of them are refused with one line instead of silently losing.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from lts.errors import LtsError
 from lts.team.config import TeamConfig
@@ -89,6 +96,63 @@ def find_app(app: Path | None = None) -> Path:
     raise LtsError(f"no dashboard app at {candidates[0]}: run lts serve from the lts folder or pass --app")
 
 
+def upload_limit_mb(config: TeamConfig) -> int:
+    """``server.maxUploadSize`` (whole MB, Streamlit's unit) for ``max_upload_mb``: one bundle fits."""
+    return max(1, math.ceil(config.limits.max_upload_mb))
+
+
+def pinned_options(options: ServeOptions, config: TeamConfig) -> dict[str, str]:
+    """The Streamlit options ``lts serve`` sets itself, as ``--KEY=VALUE`` flags (see the module doc)."""
+    return {
+        "server.address": options.address,
+        "server.port": str(options.port),
+        "server.headless": "true",  # never open a browser on the server
+        "server.maxUploadSize": str(upload_limit_mb(config)),  # per file: Streamlit has no per-session total
+        # Uploads need the XSRF cookie's token; the websocket's Origin must be this host (CORS on).
+        # Off, any web page a signed-in (or loopback) user visits could drive the app.
+        "server.enableXsrfProtection": "true",
+        "server.enableCORS": "true",
+        "server.enableStaticServing": "false",  # no files served beside the app
+        "server.enableAgentApi": "false",  # no HTTP/MCP driving of sessions
+        "server.trustedUserHeaders": "{}",  # st.user from request headers would let a client claim a sign-in
+        "browser.gatherUsageStats": "false",
+        "client.showErrorDetails": "none",  # a generic message in the browser; tracebacks and paths go to the log
+        "global.developmentMode": "false",
+    }
+
+
+# What an extra or a STREAMLIT_* variable should use instead of a pinned option.
+_INSTEAD = {
+    "server.address": "use lts serve --address",
+    "server.port": "use lts serve --port",
+    "server.maxUploadSize": "set max_upload_mb in [lts.limits] or LTS_MAX_UPLOAD_MB",
+}
+
+
+def _refuse_overrides(pinned: Mapping[str, str], extra: tuple[str, ...], env: Mapping[str, str]) -> None:
+    """LtsError naming the first extra or variable that would set a pinned option."""
+    by_name = {key.lower(): key for key in pinned}
+    for token in extra:
+        if not token.startswith("--"):
+            continue  # an option's value, or an argument for the script
+        key = by_name.get(token[2:].split("=", 1)[0].lower())
+        if key:
+            raise LtsError(f"{token.split('=', 1)[0]}: lts serve sets {key}={pinned[key]} itself; "
+                           f"{_INSTEAD.get(key, 'it cannot be changed')}")
+    for key, value in pinned.items():
+        var = _env_var(key)
+        # The flag would win anyway; refusing says so instead of ignoring it. The same value is fine
+        # (container images often set STREAMLIT_SERVER_HEADLESS=true).
+        if var in env and env[var].strip().lower() != value.lower():
+            raise LtsError(f"{var} is set: lts serve sets {key}={value} itself; "
+                           f"{_INSTEAD.get(key, 'unset it')}")
+
+
+def _env_var(key: str) -> str:
+    """Streamlit's variable for an option: server.maxUploadSize -> STREAMLIT_SERVER_MAX_UPLOAD_SIZE."""
+    return "STREAMLIT_" + re.sub(r"([a-z])([A-Z])", r"\1_\2", key).replace(".", "_").upper()
+
+
 def build_command(options: ServeOptions, config: TeamConfig,
                   env: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The Streamlit command line and environment for ``options``; LtsError if it must not start."""
@@ -104,11 +168,12 @@ def build_command(options: ServeOptions, config: TeamConfig,
             raise LtsError("[auth] is configured but Authlib is not installed: pip install 'Authlib>=1.3.2'") from None
     if not 0 < options.port < 65536:
         raise LtsError(f"port must be 1-65535, got {options.port}")
+    pinned = pinned_options(options, config)
+    _refuse_overrides(pinned, options.extra, env)
     if allow:
         env[ALLOW_ENV] = "1"  # the app reads it to warn instead of refusing
     argv = [sys.executable, "-m", "streamlit", "run", str(find_app(options.app)),
-            f"--server.address={options.address}", f"--server.port={options.port}",
-            f"--server.maxUploadSize={max(1, int(config.limits.max_upload_mb + 0.999))}", *options.extra]
+            *(f"--{key}={value}" for key, value in pinned.items()), *options.extra]
     return argv, env
 
 
@@ -116,3 +181,71 @@ def serve(options: ServeOptions, config: TeamConfig) -> None:
     """Replace this process with the Streamlit server (never returns)."""
     argv, env = build_command(options, config)
     os.execve(argv[0], argv, env)
+
+
+class UploadGuard:
+    """Keeps uploaded files only for browser sessions whose user may import bundles.
+
+    Streamlit accepts ``PUT /_stcore/upload_file/<session>/<file_id>`` for any live session and any
+    file id (``create_upload_routes`` in ``streamlit/web/server/starlette/starlette_routes.py``: it
+    checks the XSRF token, that the session is active and ``server.maxUploadSize`` per file, never a
+    widget, a sign-in or a total), and keeps each file in memory until the session ends. A session
+    that has not signed in can get a session id and a token just by opening the page, so without
+    this every visitor could park ``maxUploadSize`` bytes per file id on the server. :meth:`install`
+    wraps the server's upload manager (``Runtime.instance().uploaded_file_mgr``) so that ``add_file``
+    refuses (HTTP 403) for a session the gate has not marked with :meth:`allow`. The body of a refused
+    request has been read by then (at most ``maxUploadSize``), but nothing is kept.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._allowed: set[str] = set()
+        self._manager: Any = None
+
+    def allowed(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._allowed
+
+    def allow(self, session_id: str, may_upload: bool) -> None:
+        """Mark whether ``session_id`` may upload; taking it away drops what it uploaded."""
+        with self._lock:
+            had = session_id in self._allowed
+            if may_upload:
+                self._allowed.add(session_id)
+            else:
+                self._allowed.discard(session_id)
+            manager = self._manager
+        if had and not may_upload and manager is not None:
+            manager.remove_session_files(session_id)
+
+    def forget_ended(self, is_active: Callable[[str], bool]) -> None:
+        """Drop sessions that have ended (their ids are never reused)."""
+        with self._lock:
+            self._allowed = {s for s in self._allowed if is_active(s)}
+
+    def install(self, manager: Any) -> bool:
+        """Guard ``manager.add_file`` (once per manager; a later guard takes over). Whether it is guarded."""
+        from streamlit.runtime.uploaded_file_manager import UploadedFileManager
+
+        if not isinstance(manager, UploadedFileManager):
+            return False  # e.g. AppTest's stand-in runtime: no HTTP uploads there
+        with self._lock:
+            self._manager = manager
+        state = manager.__dict__
+        if "_lts_upload_guard" not in state:
+            original = manager.add_file
+
+            def add_file(session_id: str, file: Any) -> None:
+                if not state["_lts_upload_guard"].allowed(session_id):
+                    from starlette.exceptions import HTTPException
+
+                    raise HTTPException(status_code=403, detail="sign in as an operator to upload")
+                original(session_id, file)
+
+            manager.add_file = add_file
+            # Files that arrived before the first gate ran (a fresh server's first session) are dropped.
+            for session_id in list(getattr(manager, "file_storage", {})):
+                if not self.allowed(session_id):
+                    manager.remove_session_files(session_id)
+        state["_lts_upload_guard"] = self
+        return True

@@ -16,8 +16,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import threading
-import time
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
@@ -90,13 +88,9 @@ def _exit_with_parent(parent_pid: int) -> None:
 
     Otherwise a killed validation leaves its workers training jobs whose results nobody will record.
     """
+    from lts.lifetime import exit_with_parent
 
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    exit_with_parent(parent_pid, poll_s=0.5)
 
 
 def run_in_pool(jobs: list[Job], workers: int, should_stop: Callable[[], bool]) -> Iterator[tuple[str, Outcome]]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -101,8 +102,11 @@ def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None)
     return fig
 
 
-def launch(store: Store, db_path: str | Path, form: LaunchForm) -> str:
-    """Create a validation run from the page's form and start it in a detached process; returns its id."""
+def launch(store: Store, db_path: str | Path, form: LaunchForm,
+           admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
+    """Create a validation run from the page's form and start it in a detached process; returns its id.
+
+    ``admit`` is checked in the transaction that inserts it (see ``create_validation``)."""
     if form.workers < 1:
         raise LtsError(f"workers must be >= 1, got {form.workers}")
     if form.steps < 1:
@@ -113,7 +117,7 @@ def launch(store: Store, db_path: str | Path, form: LaunchForm) -> str:
     settings = ValidationSettings(space=form.family, n_archs=form.n_archs,
                                   seed=form.seed, corpus=corpus, tokenizer=TokenizerSpec("bpe", form.vocab),
                                   recipe=recipe, run_id=run_id)
-    validation_id = create_validation(store, settings, default_cache_dir(db_path))
+    validation_id = create_validation(store, settings, default_cache_dir(db_path), admit=admit)
     pid = launch_background(db_path, validation_id, workers=form.workers)
     with store.write() as conn:  # the page shows it as running at once, before the process says so
         conn.execute("UPDATE validation_runs SET pid = ?, updated_at = ? WHERE validation_id = ?",

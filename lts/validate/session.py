@@ -12,11 +12,12 @@ process or by :func:`launch_background` in a detached ``lts validate --resume`` 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lts.errors import LtsError
 from lts.search.session import process_alive, spawn_detached
@@ -68,8 +69,12 @@ def _frontier_configs(store: Store, run_id: str, vocab: int, seq_len: int) -> tu
     return list(out.values()), space
 
 
-def create_validation(store: Store, settings: ValidationSettings, cache_dir: str | Path) -> str:
-    """Fix the experiment and write it to the database; returns the new validation id."""
+def create_validation(store: Store, settings: ValidationSettings, cache_dir: str | Path,
+                      admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
+    """Fix the experiment and write it to the database; returns the new validation id.
+
+    ``admit(conn)`` runs in the inserting transaction and may raise to refuse (a concurrency limit
+    checked there holds against simultaneous launches)."""
     if settings.run_id is not None:
         store.run(settings.run_id)  # an unknown run fails now, before the tokenizer is trained
     corpus = load_corpus(settings.corpus)
@@ -97,6 +102,8 @@ def create_validation(store: Store, settings: ValidationSettings, cache_dir: str
     validation_id = uuid.uuid4().hex[:12]
     now = time.time()
     with store.write() as conn:
+        if admit is not None:
+            admit(conn)
         conn.execute(
             "INSERT INTO validation_runs (validation_id, family, space_json, corpus_json, tokenizer_json, recipe_json,"
             " seed, source_run_id, n_archs, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
