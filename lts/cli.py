@@ -90,30 +90,19 @@ def _read_text(path: str) -> tuple[str, str]:
         raise LtsError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _json_value(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LtsError(f"{source}: malformed JSON ({exc.msg})") from None
-    except RecursionError:
-        raise LtsError(f"{source}: malformed JSON (nested too deeply)") from None
-    except ValueError:  # Python refuses integers of more than 4300 digits
-        raise LtsError(f"{source}: malformed JSON (a number of more than 4300 digits)") from None
-
-
 def _read_configs(path: str) -> Iterator[tuple[str, Any]]:
     """Configs from a JSON file holding one object, a list of objects, or JSON lines ('-': stdin)."""
-    from lts.space.config import config_from_dict
+    from lts.space.config import config_from_dict, parse_json
 
     text, source = _read_text(path)
     try:
         data = json.loads(text)
         items = data if isinstance(data, list) else [data]
     except json.JSONDecodeError:
-        items = [_json_value(line, f"{source}: line {n}")
+        items = [parse_json(line, f"{source}: line {n}", line_numbers=False)
                  for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     except (RecursionError, ValueError):
-        _json_value(text, source)  # raises the one-line error
+        parse_json(text, source)  # raises the one-line error
         raise
     if not items:
         raise LtsError(f"{source}: no config found")

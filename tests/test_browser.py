@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO / "results" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-                                reason=f"{CHROMIUM} not installed (.ci/run installs it with apt-get)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                 reason=f"{CHROMIUM} not installed (.ci/run installs it with apt-get)")]
 
 
 def free_port() -> int:

@@ -6,34 +6,15 @@ import os
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import small_space
 from helpers import FAKE_DEVICE
 from lts.search.runner import SearchSettings, create_run
 from lts.store.db import Store
+from test_dashboard import keep_main_module, loopback  # noqa: F401  (autouse fixtures: the same set-up)
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def keep_main_module():
-    import sys
-
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
-
-
-@pytest.fixture(autouse=True)
-def loopback():
-    from streamlit import config
-
-    old = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
-    yield
-    config.set_option("server.address", old)
 
 
 def _running(store: Store, message: str | None, **settings) -> str:

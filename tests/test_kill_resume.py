@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from lts.store.db import Store
+
+pytestmark = pytest.mark.slow  # real processes killed with SIGKILL (see pyproject markers)
 
 SPACE = {"family": "gpt2", "n_layer": {"min": 1, "max": 3}, "d_model": [32, 64], "d_embed": [32, 64],
          "div_val": [1], "n_head": [2, 4], "d_inner": {"min": 64, "max": 256, "step": 32},

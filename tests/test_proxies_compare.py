@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 from conftest import small_space

@@ -15,6 +15,8 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install '
 
 from lts.cost.remote import DeviceLost, RayMeasurer, cluster_devices  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts a local Ray cluster
+
 
 @pytest.fixture(scope="module")
 def cluster():

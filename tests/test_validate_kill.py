@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lts.store.db import Store
 from lts.validate.corpus import load_corpus
+
+pytestmark = pytest.mark.slow  # real processes killed with SIGKILL (see pyproject markers)
 
 SPACE = {"family": "gpt2", "n_layer": {"min": 1, "max": 3}, "d_model": [32, 64], "d_embed": [32], "div_val": [1],
          "n_head": [2], "d_inner": {"min": 64, "max": 256, "step": 64}}

@@ -430,12 +430,14 @@ def config_from_dict(data: Mapping[str, Any], family: str | None = None) -> Conf
     return cls(**data)
 
 
-def parse_json(text: str, source: str) -> Any:
-    """``json.loads`` with every way it fails as a one-line ConfigError naming ``source``."""
+def parse_json(text: str, source: str, line_numbers: bool = True) -> Any:
+    """``json.loads`` with every way it fails as a one-line ConfigError naming ``source``
+    (``line_numbers=False`` where ``source`` names the line already)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+        where = f" at line {exc.lineno}" if line_numbers else ""
+        raise ConfigError(f"{source}: malformed JSON ({exc.msg}{where})") from None
     except RecursionError:
         raise ConfigError(f"{source}: malformed JSON (nested too deeply)") from None
     except ValueError:  # Python refuses integers of more than 4300 digits
