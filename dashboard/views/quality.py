@@ -9,6 +9,7 @@ from charts import quality_figure
 from common import run_label, store
 from lts.store.rows import records
 from lts.decide.quality import HistorySettings, quality_history
+from lts.errors import LtsError
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
 
@@ -48,7 +49,11 @@ def charts() -> None:
     rows = s.query(f"SELECT run_id, n_evaluated, updated_at FROM runs WHERE run_id IN ({','.join('?' * len(chosen))})"
                    " ORDER BY run_id", chosen)
     state = tuple(tuple(r.values()) for r in rows)  # the cache key: redraw only when a run moved on
-    h = history(str(s.path), state, tuple(chosen), common)
+    try:
+        h = history(str(s.path), state, tuple(chosen), common)
+    except LtsError as exc:  # a run whose stored settings no longer parse (imported by an older lts)
+        st.error(f"Cannot draw these runs: {exc}")
+        return
     if h.empty:
         st.caption("Nothing evaluated yet.")
         return

@@ -429,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         from lts.lifetime import exit_with_parent
 
         exit_with_parent(args.parent_pid)
+    # A worker started from a Ray task inherits Ray's worker niceness (15 by default): timed at that
+    # priority, every other process on the device comes first. Back to 0 where allowed (root, or a
+    # node started with RAY_worker_niceness=0); the ready reply says what it runs at.
+    if os.nice(0) > 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
 
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -457,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "pid": os.getpid(),
         "threads": torch.get_num_threads(),
         "peak_reset": True if mem is None else mem.peak_reset_ok,
+        "niceness": os.nice(0),
     })
     handler = Handler(args.role, mem)
     for line in sys.stdin:
