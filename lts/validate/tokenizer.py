@@ -16,12 +16,13 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable
 
 from lts.errors import LtsError
 from lts.validate.corpus import Corpus, Split
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: `lts --help` reads DEFAULT_VOCAB from here
+    import numpy as np
 
 KINDS = ("bpe", "byte")
 DEFAULT_VOCAB = 2048
@@ -49,6 +50,8 @@ class TokenData:
     info: dict[str, Any]
 
     def save(self, path: Path) -> None:
+        import numpy as np
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, train=self.train, valid=self.valid, vocab_size=np.array(self.vocab_size),
@@ -57,6 +60,8 @@ class TokenData:
 
     @classmethod
     def load(cls, path: str | Path) -> "TokenData":
+        import numpy as np
+
         with np.load(path) as z:
             return cls(train=z["train"], valid=z["valid"], vocab_size=int(z["vocab_size"]),
                        info=json.loads(str(z["info"])))
@@ -94,6 +99,8 @@ def _encoder(spec: TokenizerSpec, path: Path | None) -> tuple[Callable[[str], li
 
 
 def _encode(encode: Callable[[str], list[int]], texts: list[str], vocab: int) -> np.ndarray:
+    import numpy as np
+
     dtype = np.uint16 if vocab <= 65536 else np.int32
     ids = [np.asarray(encode(t), dtype=dtype) for t in texts if t]
     return np.concatenate(ids) if ids else np.zeros(0, dtype=dtype)
