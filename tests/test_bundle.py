@@ -76,24 +76,39 @@ def test_runs_sharing_a_device_export_each_measurement_once(tmp_path):
 
 
 def test_export_of_a_running_search_is_consistent(tmp_path, monkeypatch):
-    """Exported while a search adds members: the runs and members read must match, or it retries."""
+    """Exported while a search adds a member (and counts it, in one transaction) from another
+    connection: the bundle holds the run and its members as of one moment, and imports."""
+    import random
+
+    from conftest import small_space
+
     store = Store(tmp_path / "device.db")
     run_id, runner = start(store, FakeMeasure(), budget=6, seed=1)
     runner.run_to_end()
+    search = Store(tmp_path / "device.db")  # the search process's own connection
     real = Store.query
     calls = {"n": 0}
 
     def query(self, sql, params=()):
         out = real(self, sql, params)
-        if sql.startswith("SELECT * FROM run_members") and calls["n"] == 0:
+        if self is store and sql.startswith("SELECT * FROM run_members") and calls["n"] == 0:
             calls["n"] += 1
-            with self.write() as conn:  # another member lands between reading the run and its members
-                conn.execute("UPDATE runs SET updated_at = updated_at + 1 WHERE run_id = ?", (run_id,))
+            taken = {m["arch_id"] for m in out}
+            cfg = next(c for c in (small_space("gpt2").sample(random.Random(k)) for k in range(100))
+                       if c.arch_id not in taken)
+            with search.write() as conn:  # one more evaluation lands between the reads of the export
+                search.upsert_architecture(conn, cfg)
+                conn.execute("INSERT INTO run_members VALUES (?, ?, 6, 9, 1, 0)", (run_id, cfg.arch_id))
+                conn.execute("UPDATE runs SET n_evaluated = 7, updated_at = updated_at + 1 WHERE run_id = ?", (run_id,))
         return out
 
     monkeypatch.setattr(Store, "query", query)
     bundle = export_runs(store, [run_id])
-    assert calls["n"] == 1 and bundle["runs"][0]["updated_at"] == store.run(run_id)["updated_at"]
+    monkeypatch.setattr(Store, "query", real)
+    assert calls["n"] == 1
+    assert bundle["runs"][0]["n_evaluated"] == len(bundle["members"]) == 6  # the moment before the evaluation
+    assert store.run(run_id)["n_evaluated"] == 7
+    assert import_bundle(Store(tmp_path / "team.db"), json.dumps(bundle))["run_members"] == 6
 
 
 def _mutilate(bundle, how):

@@ -26,20 +26,16 @@ def lts(*args, db, **kw):
 
 
 def _progress(store: Store) -> tuple[int, int] | None:
-    """(runs.n_evaluated, members) of the only run, read in one snapshot (one read transaction).
+    """(runs.n_evaluated, members) of the only run, read in one snapshot.
 
     Two separate statements see two moments: a poll that read n_evaluated and then, later, the
     members, compares different states of a running search."""
-    conn = store.conn
-    conn.execute("BEGIN")
-    try:
-        row = conn.execute("SELECT run_id, n_evaluated FROM runs").fetchone()
-        if row is None:
+    with store.snapshot():
+        runs = store.query("SELECT run_id, n_evaluated FROM runs")
+        if not runs:
             return None
-        members = conn.execute("SELECT COUNT(*) FROM run_members WHERE run_id = ?", (row[0],)).fetchone()[0]
-        return int(row[1]), int(members)
-    finally:
-        conn.execute("COMMIT")
+        members = store.query("SELECT COUNT(*) AS n FROM run_members WHERE run_id = ?", (runs[0]["run_id"],))
+    return int(runs[0]["n_evaluated"]), int(members[0]["n"])
 
 
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):

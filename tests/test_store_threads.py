@@ -215,3 +215,17 @@ def test_a_read_only_database_gives_one_line_and_reads_still_work(tmp_path, monk
     assert main(["import", str(bundle), "--db", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "read-only" in err[0], err
+
+
+def test_a_snapshot_sees_one_moment(tmp_path):
+    store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    _table(store)
+    with store.snapshot():
+        before = store.query("SELECT COUNT(*) AS n FROM t_rows")[0]["n"]
+        with other.write() as conn:  # another writer commits meanwhile
+            conn.execute("INSERT INTO t_rows VALUES ('x', 0)")
+        assert store.query("SELECT COUNT(*) AS n FROM t_rows")[0]["n"] == before == 0
+    assert store.query("SELECT COUNT(*) AS n FROM t_rows")[0]["n"] == 1
+    with store.write() as conn, store.snapshot():  # inside a write: the write's own view
+        conn.execute("INSERT INTO t_rows VALUES ('y', 0)")
+        assert store.query("SELECT COUNT(*) AS n FROM t_rows")[0]["n"] == 2

@@ -57,7 +57,6 @@ MAX_SPACE = 64 * 1024  # a space is a few hundred bytes; a huge one stalled the 
 MAX_SMALL_JSON = 4 * 1024  # objectives, constraints
 MAX_STATE = 16 * 2**20  # search state: RNG state, scales; a DARTS run's training history
 MAX_RECORD = 64 * 1024  # one device record
-EXPORT_TRIES = 5
 RUN_STATUSES = ("created", "running", "cancelling", "cancelled", "interrupted", "failed", "finished", "imported")
 LIVE_STATUSES = ("running", "created", "cancelling")  # imported as "imported": nothing runs it here
 STRATEGIES = ("evolution", "random", "darts")  # lts.search.strategies.STRATEGIES plus lts.darts
@@ -185,51 +184,33 @@ def reproduction_entry(run: dict[str, Any], devices: dict[str, dict[str, Any]], 
 
 
 # -- export ----------------------------------------------------------------------------------------
-def _runs_and_members(store: Store, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The runs and their members as of one moment.
-
-    A search adds a member and updates its run (n_evaluated, updated_at) in one transaction; read
-    between two of those, the members would not match n_evaluated and the bundle would not import.
-    Reading the runs again after the members and retrying on a change gives a consistent pair
-    without holding a read transaction open (an in-memory store shares one connection between threads).
-    """
+def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
+    """A bundle with the given runs and everything they reference, read as of one moment (a search
+    adds a member and updates its run in one transaction: read between two of those, the members
+    would not match n_evaluated and the bundle would not import)."""
+    run_ids = list(dict.fromkeys(run_ids))
     ph = ",".join("?" * len(run_ids))
-    for _ in range(EXPORT_TRIES):
+    with store.snapshot():
         runs = [store.run(r) for r in run_ids]  # raises a clear error for an unknown id
         members = store.query(f"SELECT * FROM run_members WHERE run_id IN ({ph}) ORDER BY run_id, eval_index",
                               run_ids)
-        if [store.run(r) for r in run_ids] == runs:
-            return runs, members
-        time.sleep(0.05)
-    raise LtsError(f"run(s) {', '.join(run_ids)} kept changing during the export; export again")
-
-
-def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
-    """A bundle with the given runs and everything they reference."""
-    run_ids = list(dict.fromkeys(run_ids))
-    runs, members = _runs_and_members(store, run_ids)
-    ph = ",".join("?" * len(run_ids))
-    arch_ids = {m["arch_id"] for m in members}
-    device_ids = sorted({r["device_id"] for r in runs if r["device_id"]})
-    # Architectures, measurements and history are read after the members; a member added meanwhile
-    # is not in this bundle, so neither is what only it references (filtered by arch_ids).
-    archs = [a for a in store.query(
-        f"SELECT arch_id, config_json FROM architectures WHERE arch_id IN (SELECT arch_id FROM run_members"
-        f" WHERE run_id IN ({ph})) ORDER BY arch_id", run_ids) if a["arch_id"] in arch_ids]
-    # EXISTS, not a join: two runs on one device sharing an architecture must not repeat its row
-    on_a_run = (f"EXISTS (SELECT 1 FROM runs r JOIN run_members m ON m.run_id = r.run_id WHERE r.run_id IN ({ph})"
-                f" AND m.arch_id = x.arch_id AND r.device_id = x.device_id AND r.protocol = x.protocol)")
-    measurements = [m for m in store.query(
-        f"SELECT x.* FROM measurements x WHERE {on_a_run} ORDER BY x.arch_id, x.device_id, x.protocol", run_ids)
-        if m["arch_id"] in arch_ids]
-    devices = store.query(
-        f"SELECT * FROM devices WHERE device_id IN ({','.join('?' * len(device_ids))})", device_ids
-    ) if device_ids else []
-    assert len(archs) == len(arch_ids)
-    history = [h for h in store.query(
-        f"SELECT x.* FROM measurement_history x WHERE {on_a_run}"
-        f" ORDER BY x.arch_id, x.device_id, x.protocol, x.measured_at", run_ids)
-        if h["arch_id"] in arch_ids] if "measurement_history" in store.db.table_names() else []
+        device_ids = sorted({r["device_id"] for r in runs if r["device_id"]})
+        archs = store.query(
+            f"SELECT arch_id, config_json FROM architectures WHERE arch_id IN (SELECT arch_id FROM run_members"
+            f" WHERE run_id IN ({ph})) ORDER BY arch_id", run_ids)
+        # EXISTS, not a join: two runs on one device sharing an architecture must not repeat its row
+        on_a_run = (f"EXISTS (SELECT 1 FROM runs r JOIN run_members m ON m.run_id = r.run_id WHERE r.run_id IN ({ph})"
+                    f" AND m.arch_id = x.arch_id AND r.device_id = x.device_id AND r.protocol = x.protocol)")
+        measurements = store.query(
+            f"SELECT x.* FROM measurements x WHERE {on_a_run} ORDER BY x.arch_id, x.device_id, x.protocol", run_ids)
+        devices = store.query(
+            f"SELECT * FROM devices WHERE device_id IN ({','.join('?' * len(device_ids))})", device_ids
+        ) if device_ids else []
+        history = store.query(
+            f"SELECT x.* FROM measurement_history x WHERE {on_a_run}"
+            f" ORDER BY x.arch_id, x.device_id, x.protocol, x.measured_at", run_ids
+        ) if "measurement_history" in store.db.table_names() else []
+    assert len(archs) == len({m["arch_id"] for m in members})
     records = {d["device_id"]: json.loads(d["record_json"]) for d in devices}
     packages = package_versions()
     return {

@@ -393,6 +393,9 @@ class Store:
             return LtsError(f"{self.path}: database busy for {BUSY_TIMEOUT_MS // 1000} s, cannot {doing}")
         return None
 
+    def _write_error(self, exc: sqlite3.DatabaseError) -> LtsError:
+        return self._db_error(exc, "write") or LtsError(f"{self.path}: cannot write ({exc})")
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction on this thread's connection: all of it lands, or none of it."""
@@ -403,7 +406,7 @@ class Store:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
-                raise (self._db_error(exc, "write") or LtsError(f"{self.path}: cannot write ({exc})")) from None
+                raise self._write_error(exc) from None
             try:
                 yield conn
             except BaseException as exc:
@@ -420,7 +423,24 @@ class Store:
                 except sqlite3.DatabaseError as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    raise (self._db_error(exc, "write") or LtsError(f"{self.path}: cannot write ({exc})")) from None
+                    raise self._write_error(exc) from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in the block see one moment of the database (one read transaction on this thread's
+        connection), e.g. a run and its members while a search adds to both; inside a write, the
+        write's own transaction already is that moment."""
+        with self._serial if self._serial is not None else contextlib.nullcontext():
+            conn = self.conn
+            if conn.in_transaction:
+                yield
+                return
+            conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")  # nothing was written: this only ends the snapshot
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         with self._serial if self._serial is not None else contextlib.nullcontext():
