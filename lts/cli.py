@@ -134,7 +134,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_proxy(args: argparse.Namespace) -> None:
-    from lts.proxies.params import breakdown, proxy_values
+    from lts.space.counts import breakdown, proxy_values
     from lts.space.ranges import load_space
 
     space = load_space(args.space) if args.space else None
@@ -219,11 +219,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from lts.search.objectives import Constraints, parse_objectives
-    from lts.search.runner import SearchSettings
-    from lts.search.session import new_run, open_runner
-    from lts.search.strategies import EvolutionSettings
-    from lts.space.ranges import load_space
+    from lts.search.objectives import Constraints
+    from lts.search.session import open_runner, plan_run, start_run
     from lts.surrogate.assist import SurrogateSettings
     from lts.surrogate.drift import DriftSettings
 
@@ -231,36 +228,23 @@ def cmd_search(args: argparse.Namespace) -> None:
         store = _store(args)
         run_id = args.resume
     else:
-        # Every setting is checked before the database is opened: a refused search leaves the file
-        # as it was (not created, not migrated, no run row).
         if args.budget is None and args.time_budget is None:
             raise LtsError("give --budget N (evaluations) and/or --time-budget SECONDS")
-        space = load_space(args.space)
-        population = args.population or (10 if args.surrogate else 20)
-        constraints = Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params)
-        surrogate = SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None
-        drift = DriftSettings(every=args.drift_every, threshold=args.drift_threshold)
-        settings = SearchSettings(
-            space=space, objectives=parse_objectives(args.objectives), constraints=constraints,
-            strategy=args.strategy, seed=args.seed, budget=args.budget, time_budget=args.time_budget,
-            evolution=EvolutionSettings(population=population, generation=args.generation),
-            surrogate=surrogate, drift=drift,
-        )
-        if settings.needs_measurement:
-            from lts.cost.protocol import Protocol
-
-            Protocol(batch=args.batch, seq_len=args.seq_len, threads=args.threads)
-            if not (args.device_name and args.device_name.strip()):
-                raise LtsError("a device name is required for a search that measures latency or memory "
-                               "(--device-name NAME)")
-        store = _store(args)
-        run_id = new_run(
-            store, space, args.device_name, budget=args.budget, time_budget=args.time_budget,
-            objectives=settings.objectives, constraints=constraints,
-            strategy=args.strategy, seed=args.seed, generation=args.generation, population=population,
+        # Planned (every setting checked) before the database is opened: a refused search leaves the
+        # file as it was (not created, not migrated, no run row).
+        plan = plan_run(
+            args.space, args.device_name, budget=args.budget, time_budget=args.time_budget,
+            objectives=args.objectives,
+            constraints=Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params),
+            strategy=args.strategy, seed=args.seed, generation=args.generation,
+            population=args.population or (10 if args.surrogate else 20),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
-            surrogate=surrogate, drift=drift, ray_address=args.ray_address, memory_limit_mb=args.memory_limit_mb,
+            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None,
+            drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
+            memory_limit_mb=args.memory_limit_mb,
         )
+        store = _store(args)
+        run_id = start_run(store, plan, args.device_name, ray_address=args.ray_address)
     print(f"run {run_id}", flush=True)
     with contextlib.ExitStack() as stack:
         runner = open_runner(store, run_id, stack)

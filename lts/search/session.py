@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -32,8 +33,16 @@ from lts.surrogate.drift import DriftSettings
 ACTIVE = ("created", "running", "cancelling")
 
 
-def new_run(
-    store: Store,
+@dataclass(frozen=True)
+class RunPlan:
+    """A search's settings and measurement protocol, checked, before any store or device is touched."""
+
+    settings: SearchSettings
+    protocol: Any  # lts.cost.protocol.Protocol, or None for a proxy-only search
+    memory_limit_mb: float | None = None
+
+
+def plan_run(
     space: SearchSpace | str,
     device_name: str | None,
     budget: int | None = None,
@@ -49,20 +58,14 @@ def new_run(
     threads: int = 1,
     surrogate: SurrogateSettings | None = None,
     drift: DriftSettings | None = None,
-    ray_address: str | None = None,
-    admit: Callable[[sqlite3.Connection], None] | None = None,
     memory_limit_mb: float | None = None,
-) -> str:
-    """Create a run on this machine's device; returns its id (nothing is evaluated yet).
+) -> RunPlan:
+    """Check every setting of a new search (one-line LtsError otherwise); writes nothing, so a refused
+    search leaves the database as it was (the CLI plans before it opens the store).
 
-    ``admit`` is checked in the transaction that inserts the run (see :func:`create_run`).
     ``memory_limit_mb``: a candidate needing more is infeasible and never timed (so is one over a
     ``max_memory_mb`` constraint).
-
-    With ``ray_address`` the device is the Ray cluster node declaring ``lts-device:<device_name>``
-    (its record detected there) and the run measures there, when run here or resumed anywhere.
     """
-    from lts.cost.device import detect_device
     from lts.cost.protocol import Protocol
 
     settings = SearchSettings(
@@ -75,23 +78,44 @@ def new_run(
     if memory_limit_mb is not None and not (isinstance(memory_limit_mb, (int, float)) and 0 < memory_limit_mb < float("inf")):
         raise LtsError(f"memory limit must be a positive number of MB, got {memory_limit_mb!r}")
     if settings.needs_measurement and not (device_name and device_name.strip()):
-        raise LtsError("a device name is required for a search that measures latency or memory")
+        raise LtsError("a device name is required for a search that measures latency or memory (--device-name NAME)")
     protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads) if settings.needs_measurement else None
+    return RunPlan(settings, protocol, float(memory_limit_mb) if memory_limit_mb is not None else None)
+
+
+def start_run(store: Store, plan: RunPlan, device_name: str | None, ray_address: str | None = None,
+              admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
+    """Create the planned run on this machine's device; returns its id (nothing is evaluated yet).
+
+    ``admit`` is checked in the transaction that inserts the run (see :func:`create_run`).
+    With ``ray_address`` the device is the Ray cluster node declaring ``lts-device:<device_name>``
+    (its record detected there) and the run measures there, when run here or resumed anywhere.
+    """
+    from lts.cost.device import detect_device
+
+    protocol = plan.protocol
     if protocol is not None and device_name and ray_address:
         from lts.cost.remote import detect_ray_device
 
-        device = detect_ray_device(ray_address, device_name.strip(), protocol.kind, threads)
+        device = detect_ray_device(ray_address, device_name.strip(), protocol.kind, protocol.threads)
     else:
-        device = detect_device(device_name.strip(), threads=threads) if protocol and device_name else None
+        device = detect_device(device_name.strip(), threads=protocol.threads) if protocol and device_name else None
     state: dict[str, Any] = {}
     if protocol is not None:
         state["protocol"] = protocol.to_dict()
-        if memory_limit_mb is not None:
-            state["memory_limit_mb"] = float(memory_limit_mb)
+        if plan.memory_limit_mb is not None:
+            state["memory_limit_mb"] = plan.memory_limit_mb
         if ray_address:
             state["remote"] = {"ray_address": ray_address, "device_name": device_name.strip()}
-    return create_run(store, settings, device.to_dict() if device else None, protocol.key if protocol else None,
-                      state=state, admit=admit)
+    return create_run(store, plan.settings, device.to_dict() if device else None,
+                      protocol.key if protocol else None, state=state, admit=admit)
+
+
+def new_run(store: Store, space: SearchSpace | str, device_name: str | None, *,
+            ray_address: str | None = None, admit: Callable[[sqlite3.Connection], None] | None = None,
+            **settings: Any) -> str:
+    """:func:`plan_run` then :func:`start_run`: ``settings`` are plan_run's keyword arguments."""
+    return start_run(store, plan_run(space, device_name, **settings), device_name, ray_address, admit)
 
 
 QUEUED = "queued (position "  # runs.message while a search waits for its device
