@@ -39,9 +39,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lts.proxies.params import decoder_params, forward_flops, total_params  # noqa: E402
-from lts.search.objectives import objective_matrix  # noqa: E402
-from lts.search.pareto import pareto_mask  # noqa: E402
+from lts.space.counts import decoder_params, forward_flops, total_params  # noqa: E402
+from lts.objectives import objective_matrix  # noqa: E402
+from lts.pareto import pareto_mask  # noqa: E402
 from lts.space.ranges import SearchSpace  # noqa: E402
 from lts.store.db import Store  # noqa: E402
 

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 
-from lts.proxies.params import forward_flops, total_params
-from lts.search.objectives import objective_matrix
-from lts.search.pareto import pareto_mask
+from lts.space.counts import forward_flops, total_params
+from lts.objectives import objective_matrix
+from lts.pareto import pareto_mask
 from lts.space.ranges import SearchSpace
 from lts.store.db import Store
 
@@ -49,7 +49,7 @@ def seed(path: Path, n: int) -> None:
                   "ram_gb": 24, "gpu": None, "torch_version": "-", "threads": 1}
         rows = [{"arch_id": c.arch_id, "decoder_params": 0, "latency_ms": forward_flops(c) / 4e8 * speed,
                  "peak_memory_mb": 4 * total_params(c) / 2**20} for c in cfgs]
-        from lts.proxies.params import decoder_params
+        from lts.space.counts import decoder_params
 
         for r, c in zip(rows, cfgs):
             r["decoder_params"] = decoder_params(c)

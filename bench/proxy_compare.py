@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lts.proxies import compare  # noqa: E402
 from lts.proxies.compute import ProxySettings, score  # noqa: E402
-from lts.proxies.params import decoder_params  # noqa: E402
+from lts.space.counts import decoder_params  # noqa: E402
 from lts.proxies.registry import PROXIES  # noqa: E402
 from lts.proxies.tokens import corpus_batch  # noqa: E402
 

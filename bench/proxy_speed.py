@@ -16,7 +16,7 @@ import time
 import torch
 
 from lts.models import build_model, count_parameters
-from lts.proxies.params import decoder_params, proxy_values
+from lts.space.counts import decoder_params, proxy_values
 from lts.space.ranges import SearchSpace
 
 

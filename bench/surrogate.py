@@ -70,7 +70,7 @@ def ensure_pool(store: Store, device: str, n: int, seed: int, seq_len: int | Non
                 batch: int = 1) -> str:
     label = f"pool batch={batch} seq={seq_len} threads={threads}"
     for r in store.runs():
-        state = json.loads(r["state_json"] or "{}")
+        state = json.loads(r["settings_json"] or "{}")
         if (r["strategy"] == "random" and r["seed"] == seed and r["budget"] == n and r["status"] == "finished"
                 and state.get("protocol", {}).get("seq_len") == seq_len
                 and state.get("protocol", {}).get("threads") == threads
@@ -163,7 +163,7 @@ def main() -> None:
         as_, ah = hv_trace(store, assisted, scales)
         target = ph[-1]
         reach = np.nonzero(ah >= target)[0]
-        state = json.loads(store.run(assisted)["state_json"])
+        state = json.loads(store.run(assisted)["progress_json"])
         if len(reach):
             k = int(reach[0])
             ratio = ps[-1] / as_[k]

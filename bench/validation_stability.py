@@ -28,7 +28,7 @@ from lts.validate.correlations import validation_correlations
 from lts.validate.recipe import Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import ValidationSettings, create_validation, default_cache_dir, get_validation, result_rows
-from lts.validate.tokenizer import TokenizerSpec
+from lts.text.tokenizer import TokenizerSpec
 
 
 def settings_of(row: dict) -> ValidationSettings:

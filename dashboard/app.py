@@ -10,7 +10,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import common` from every page
 
 from common import db_path  # noqa: E402
-from lts.team.page import gate, leave_older_multipage_mode, may_enter  # noqa: E402
+from team_page import gate, leave_older_multipage_mode, may_enter  # noqa: E402
 
 leave_older_multipage_mode()  # a server's first run: rerun as below, with the gate and stable widget ids
 st.set_page_config(page_title="lts · Transformer search", page_icon=":material/search:", layout="wide")
@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/architecture.py", title="Architecture", icon=":material/view_agenda:"),
     st.Page("views/surrogates.py", title="Cost surrogates", icon=":material/model_training:"),
     st.Page("views/validation.py", title="Validation", icon=":material/target:"),
+    st.Page("views/darts.py", title="DARTS search", icon=":material/account_tree:"),
     st.Page("views/data.py", title="Data", icon=":material/inventory_2:"),
     st.Page("views/audit.py", title="Audit", icon=":material/policy:"),
 ]

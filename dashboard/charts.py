@@ -33,14 +33,16 @@ def colours(names: Iterable[str]) -> dict[str, str]:
     return {n: COLOURS[i % len(COLOURS)] for i, n in enumerate(dict.fromkeys(names))}
 
 
-def _hover(name: str, cost: str) -> str:
-    return ("%{customdata[0]}<br>%{y:,} params<br>%{x:.3g} " + UNITS.get(cost, "") + "<extra>" + str(name) + "</extra>")
+def _hover(name: str, cost: str, y: str = "decoder_params") -> str:
+    shown = "%{y:,} params" if y == "decoder_params" else "%{y:.4g} " + y
+    return ("%{customdata[0]}<br>" + shown + "<br>%{x:.3g} " + UNITS.get(cost, "") + "<extra>" + str(name) + "</extra>")
 
 
-def _layout(fig: go.Figure, cost: str, log_x: bool, log_y: bool, height: int = 520, box: bool = False) -> go.Figure:
+def _layout(fig: go.Figure, cost: str, log_x: bool, log_y: bool, height: int = 520, box: bool = False,
+            y: str = "decoder_params") -> go.Figure:
     """``box``: dragging draws a selection box. Otherwise Streamlit's default applies (drag pans, a click
     selects a point: with a select drag mode Streamlit turns click-selection off)."""
-    fig.update_layout(xaxis_title=AXIS[cost], yaxis_title=AXIS["decoder_params"], height=height,
+    fig.update_layout(xaxis_title=AXIS[cost], yaxis_title=AXIS.get(y, y), height=height,
                       legend={"orientation": "h", "y": -0.2}, margin={"t": 30, "l": 10, "r": 10},
                       uirevision="keep", **({"dragmode": "select"} if box else {}))
     fig.update_xaxes(type="log" if log_x else "linear")
@@ -53,23 +55,24 @@ def _scatter(n: int) -> type:
 
 
 def _background(fig: go.Figure, g: pd.DataFrame, cost: str, name: str, colour: str, opacity: float = 0.3,
-                legend: bool = True, group: str | None = None) -> None:
+                legend: bool = True, group: str | None = None, y: str = "decoder_params") -> None:
     fig.add_trace(_scatter(len(g))(
-        x=g[cost], y=g["decoder_params"], mode="markers", name=name, legendgroup=group or name, showlegend=legend,
+        x=g[cost], y=g[y], mode="markers", name=name, legendgroup=group or name, showlegend=legend,
         marker={"color": colour, "size": 5, "opacity": opacity}, customdata=g[["arch_id"]].to_numpy(),
-        hovertemplate=_hover(name, cost)))
+        hovertemplate=_hover(name, cost, y)))
 
 
 def _front(fig: go.Figure, f: pd.DataFrame, cost: str, name: str, colour: str, symbol: str = "circle",
-           legend: bool = False) -> None:
+           legend: bool = False, y: str = "decoder_params") -> None:
     fig.add_trace(go.Scatter(
-        x=f[cost], y=f["decoder_params"], mode="lines+markers", line_shape="hv", name=f"{name} front",
+        x=f[cost], y=f[y], mode="lines+markers", line_shape="hv", name=f"{name} front",
         legendgroup=name, showlegend=legend, line={"color": colour, "width": 2},
         marker={"color": colour, "size": 8, "symbol": symbol, "line": {"width": 1, "color": "white"}},
-        customdata=f[["arch_id"]].to_numpy(), hovertemplate=_hover(f"{name} front", cost)))
+        customdata=f[["arch_id"]].to_numpy(), hovertemplate=_hover(f"{name} front", cost, y)))
 
 
-def _selected(fig: go.Figure, df: pd.DataFrame, cost: str, highlight: set[str] | None, link: bool) -> None:
+def _selected(fig: go.Figure, df: pd.DataFrame, cost: str, highlight: set[str] | None, link: bool,
+              y: str = "decoder_params") -> None:
     if not highlight:
         return
     h = df[df["arch_id"].isin(highlight)].dropna(subset=[cost])
@@ -81,42 +84,44 @@ def _selected(fig: go.Figure, df: pd.DataFrame, cost: str, highlight: set[str] |
             if len(g) > 1:
                 g = g.sort_values(cost)
                 xs += list(g[cost]) + [None]
-                ys += list(g["decoder_params"]) + [None]
+                ys += list(g[y]) + [None]
         if xs:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="same architecture", hoverinfo="skip",
                                      line={"color": "black", "width": 1, "dash": "dot"}))
-    fig.add_trace(go.Scatter(x=h[cost], y=h["decoder_params"], mode="markers", name="selected", marker=SELECTED,
+    fig.add_trace(go.Scatter(x=h[cost], y=h[y], mode="markers", name="selected", marker=SELECTED,
                              customdata=h[["arch_id", "source"]].to_numpy(),
                              hovertemplate="%{customdata[0]} on %{customdata[1]}<extra>selected</extra>"))
 
 
 def front_figure(df: pd.DataFrame, cost: str, log_x: bool = False, log_y: bool = False,
                  highlight: set[str] | None = None, group: str = "source", background: int = BACKGROUND,
-                 box: bool = False) -> go.Figure:
-    """Scatter of decoder params against ``cost``, one colour per group, its 2-D front as a staircase.
+                 box: bool = False, quality: str = "decoder_params") -> go.Figure:
+    """Scatter of ``quality`` (decoder params, or a proxy objective's column) against ``cost``, one
+    colour per group, its 2-D front as a staircase.
 
     Every point carries its arch_id in ``customdata`` so a selection maps back to architectures.
     Infeasible points are drawn fainter; the same architecture on several groups is linked when
     highlighted.
     """
     fig = go.Figure()
-    df = df.dropna(subset=[cost])
-    fronts = front_2d(df, cost, group=group)
+    y = quality
+    df = df.dropna(subset=[cost, y])
+    fronts = front_2d(df, cost, group=group, quality=y)
     palette = colours(df[group].unique())  # unique() first: iterating 150,000 strings costs 0.2 s
     on_front = df.index.isin(fronts.index)
     shown = bounded_sample(df, max(200, background // max(1, df[group].nunique())), keep=on_front, group=group)
     for name, g in shown.groupby(group, sort=False):
         colour = palette[name]
         feasible = g["feasible"].fillna(0).astype(bool)
-        _background(fig, g[feasible & ~g.index.isin(fronts.index)], cost, str(name), colour)
+        _background(fig, g[feasible & ~g.index.isin(fronts.index)], cost, str(name), colour, y=y)
         if (~feasible).any():
             _background(fig, g[~feasible], cost, f"{name} (infeasible)", colour, opacity=0.1, legend=False,
-                        group=str(name))
+                        group=str(name), y=y)
         f = fronts[fronts[group] == name]
         if len(f):
-            _front(fig, f, cost, str(name), colour)
-    _selected(fig, df, cost, highlight, link=True)
-    return _layout(fig, cost, log_x, log_y, box=box)
+            _front(fig, f, cost, str(name), colour, y=y)
+    _selected(fig, df, cost, highlight, link=True, y=y)
+    return _layout(fig, cost, log_x, log_y, box=box, y=y)
 
 
 def pick_figure(p: Pick, points: pd.DataFrame, highlight: set[str] | None = None, log_x: bool = True,

@@ -30,7 +30,7 @@ def store() -> Store:
     Every page calls it first, so it is also where a page that Streamlit ran without app.py (a deep
     link right after a restart) meets the sign-in gate."""
     from lts.errors import LtsError
-    from lts.team.page import gate_if_page_ran_alone
+    from team_page import gate_if_page_ran_alone
 
     gate_if_page_ran_alone()
     try:

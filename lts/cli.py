@@ -219,7 +219,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from lts.search.objectives import Constraints
+    from lts.search.defaults import default_population
+    from lts.objectives import Constraints
     from lts.search.session import open_runner, plan_run, start_run
     from lts.surrogate.assist import SurrogateSettings
     from lts.surrogate.drift import DriftSettings
@@ -237,7 +238,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             objectives=args.objectives,
             constraints=Constraints(args.max_latency_ms, args.max_memory_mb, args.min_params, args.max_params),
             strategy=args.strategy, seed=args.seed, generation=args.generation,
-            population=args.population or (10 if args.surrogate else 20),
+            population=args.population or default_population(args.surrogate),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
             surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None,
             drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
@@ -266,7 +267,9 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(f"status {run['status']}: {run['n_evaluated']} evaluated, frontier {run['frontier_size']}, hypervolume {hv}")
     if run.get("message"):  # why it stopped early (nothing new found, cancelled, ...)
         print(f"message: {run['message']}")
-    state = json.loads(run["state_json"] or "{}")
+    from lts.store.runs import progress_of_row
+
+    state = progress_of_row(run)
     if "screened" in state:
         from lts.surrogate.assist import prediction_error
 
@@ -285,19 +288,22 @@ def _print_frontier(store: Any, run_id: str, fmt: str) -> None:
     from lts.search.runner import frontier_rows
 
     rows = sorted(frontier_rows(store, run_id), key=lambda r: -r["decoder_params"])
+    proxies = sorted({k for r in rows for k in r if k.startswith("proxy:")})  # the run's proxy objectives
+    columns = _FRONT_COLUMNS[:2] + [p.split(":", 1)[1] for p in proxies] + _FRONT_COLUMNS[2:]
+    rows = [{**r, **{p.split(":", 1)[1]: r[p] for p in proxies}} for r in rows]
     if fmt == "json":
         for r in rows:
-            print(_dump({**{k: r[k] for k in _FRONT_COLUMNS}, "config": json.loads(r["config_json"])}))
+            print(_dump({**{k: r[k] for k in columns}, "config": json.loads(r["config_json"])}))
     elif fmt == "csv":
         import csv
 
         w = csv.writer(sys.stdout)
-        w.writerow(_FRONT_COLUMNS + ["config_json"])
+        w.writerow(columns + ["config_json"])
         for r in rows:
-            w.writerow([r[k] for k in _FRONT_COLUMNS] + [r["config_json"]])
+            w.writerow([r[k] for k in columns] + [r["config_json"]])
     else:
-        print(_table([{k: ("-" if r[k] is None else r[k]) for k in _FRONT_COLUMNS} for r in rows], _FRONT_COLUMNS)
-              if rows else "(empty frontier)")
+        print(_table([{k: ("-" if r[k] is None else (f"{r[k]:.4g}" if k in columns[2:2 + len(proxies)] else r[k]))
+                       for k in columns} for r in rows], columns) if rows else "(empty frontier)")
 
 
 def cmd_frontier(args: argparse.Namespace) -> None:
@@ -337,7 +343,7 @@ def cmd_export_run(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from lts.store.bundle import import_bundle, parse_bundle, summary_line
+    from lts.search.exchange import import_bundle, parse_bundle, summary_line
 
     p = Path(args.bundle)
     if not p.is_file():
@@ -358,11 +364,13 @@ def _add_search_commands(sub: Any) -> None:
     s = sub.add_parser("search", help="run (or --resume) a multi-objective architecture search")
     s.add_argument("--space", default="gpt2", help="gpt2, transxl or a space file")
     s.add_argument("--device-name", help="name of this device in the results")
+    from lts.search.defaults import GENERATION, OBJECTIVES, POPULATION, SURROGATE_POPULATION
     from lts.space.config import LIMITS
 
     s.add_argument("--budget", type=int_arg(1, 10**9), help="number of architectures to evaluate")
     s.add_argument("--time-budget", type=float_arg(0), help="seconds of search (across resumes)")
-    s.add_argument("--objectives", default="proxy,latency,memory", help="comma list of proxy, latency, memory")
+    s.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma list: proxy (decoder parameters), latency, memory, or any proxy of "
+                   "`lts proxies list` (e.g. zerolm,latency,memory)")
     s.add_argument("--max-latency-ms", type=float_arg(0))
     s.add_argument("--max-memory-mb", type=float_arg(0),
                    help="constraint: candidates whose peak memory is higher are infeasible (and not timed)")
@@ -370,12 +378,14 @@ def _add_search_commands(sub: Any) -> None:
                    help="candidates needing more memory are infeasible without being timed (like lts measure)")
     s.add_argument("--min-params", type=int_arg(1), help="minimum decoder parameters")
     s.add_argument("--max-params", type=int_arg(1), help="maximum decoder parameters")
-    s.add_argument("--strategy", default="evolution", choices=["evolution", "random"])
+    s.add_argument("--strategy", default="evolution",
+                   help="evolution (default) or random: a Strategy of lts.search.strategies, checked there")
     s.add_argument("--seed", type=int_arg(-(2**63), 2**63 - 1), default=0)  # stored as a SQLite integer
     s.add_argument("--population", type=int_arg(1, LIMITS["population"]),
                    help="evolution: initial random members / parent pool "
-                   "(default 20; 10 with --surrogate, which screens from the 11th on)")
-    s.add_argument("--generation", type=int_arg(1, LIMITS["generation"]), default=10,
+                   f"(default {POPULATION}; {SURROGATE_POPULATION} with --surrogate, which screens from the "
+                   f"{SURROGATE_POPULATION + 1}th on)")
+    s.add_argument("--generation", type=int_arg(1, LIMITS["generation"]), default=GENERATION,
                    help="evolution: children per generation")
     s.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
     s.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: the space's tgt_len")

@@ -15,9 +15,12 @@ import pandas as pd
 
 from lts.decide.layers import layer_table
 from lts.errors import LtsError
-from lts.proxies.params import breakdown
-from lts.search.pareto import pareto_mask
+from lts.objectives import objective, proxy_objectives
+from lts.pareto import pareto_mask
+from lts.space.counts import breakdown
 from lts.space.config import Config, config_from_json
+from lts.store import measurements as store_measurements
+from lts.store import reads
 from lts.store.db import Store
 
 POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "family", "decoder_params",
@@ -103,17 +106,32 @@ def apply_constraints(df: pd.DataFrame, max_latency_ms: float | None = None, max
     return df[keep]
 
 
-def front_2d(df: pd.DataFrame, cost: str, group: str = "source") -> pd.DataFrame:
-    """Per group, the 2-D Pareto front of (maximise decoder_params, minimise ``cost``), sorted by cost.
+def quality_axes(df: pd.DataFrame) -> list[str]:
+    """What a front can maximise: decoder parameters, and every proxy objective ``df``'s runs scored."""
+    names = _proxy_names() - {"decoder_params"}  # a column of every point already
+    return ["decoder_params"] + [c for c in proxy_objectives([c for c in df.columns if c in names])
+                                 if df[c].notna().any()]
+
+
+def _proxy_names() -> set[str]:
+    from lts.objectives import objective_names
+
+    return set(objective_names())
+
+
+def front_2d(df: pd.DataFrame, cost: str, group: str = "source", quality: str = "decoder_params") -> pd.DataFrame:
+    """Per group, the 2-D Pareto front of (maximise ``quality``, minimise ``cost``), sorted by cost.
+    ``quality``: decoder_params, or the column of a proxy objective (see :func:`quality_axes`).
 
     The rows come back with ``front_2d`` set, ready to draw as a staircase line.
     """
+    sign = -1.0 if quality == "decoder_params" else float(objective(quality).sign)
     parts = []
-    for _, g in df.dropna(subset=[cost]).groupby(group, sort=False):
+    for _, g in df.dropna(subset=[cost, quality]).groupby(group, sort=False):
         g = g[g["feasible"].astype(bool)]
         if g.empty:
             continue
-        F = np.column_stack([-g["decoder_params"].to_numpy(float), g[cost].to_numpy(float)])
+        F = np.column_stack([sign * g[quality].to_numpy(float), g[cost].to_numpy(float)])
         parts.append(g[pareto_mask(F)].sort_values(cost))
     if not parts:
         return df.iloc[0:0]
@@ -121,20 +139,16 @@ def front_2d(df: pd.DataFrame, cost: str, group: str = "source") -> pd.DataFrame
 
 
 def architecture_detail(store: Store, arch_id: str) -> dict[str, Any]:
-    rows = store.query("SELECT * FROM architectures WHERE arch_id = ?", (arch_id,))
-    if not rows:
+    a = reads.architecture(store, arch_id)
+    if a is None:
         raise LtsError(f"no architecture {arch_id!r} in {store.path}")
-    a = rows[0]
     cfg = config_from_json(a["config_json"])
     layers = layer_table(cfg)  # darts configs: one operation per feature split (see lts.decide.layers)
-    measurements = pd.DataFrame(store.query(
-        """SELECT d.name AS device, x.protocol, x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb,
-                  x.infeasible, x.measured_at FROM measurements x JOIN devices d USING (device_id)
-           WHERE x.arch_id = ? ORDER BY d.name""", (arch_id,)),
+    measurements = pd.DataFrame(
+        store_measurements.of_architecture(store, arch_id),
         columns=["device", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb", "infeasible", "measured_at"])
-    runs = pd.DataFrame(store.query(
-        "SELECT run_id, eval_index, generation, feasible, on_frontier FROM run_members WHERE arch_id = ?", (arch_id,)),
-        columns=["run_id", "eval_index", "generation", "feasible", "on_frontier"])
+    runs = pd.DataFrame(reads.memberships(store, arch_id),
+                        columns=["run_id", "eval_index", "generation", "feasible", "on_frontier"])
     return {"row": a, "config": cfg, "layers": layers, "breakdown": breakdown(cfg),
             "measurements": measurements, "runs": runs, "validation": validation_of(store, arch_id)}
 
@@ -151,11 +165,7 @@ def config_summary(cfg: Config) -> str:
 
 def validation_of(store: Store, arch_id: str) -> pd.DataFrame:
     """Validation perplexities of an architecture, when the validation tables exist."""
-    if "validation_results" not in store.db.table_names():
-        return pd.DataFrame(columns=["validation_id", "valid_ppl"])
-    return pd.DataFrame(store.query(
-        "SELECT validation_id, valid_ppl FROM validation_results WHERE arch_id = ? AND valid_ppl IS NOT NULL",
-        (arch_id,)), columns=["validation_id", "valid_ppl"])
+    return pd.DataFrame(reads.validation_ppls(store, arch_id), columns=["validation_id", "valid_ppl"])
 
 
 def architectures_json(store: Store, arch_ids: Sequence[str]) -> bytes:

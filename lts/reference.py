@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lts.errors import LtsError
-from lts.proxies.params import breakdown, proxy_values
+from lts.space.counts import breakdown, proxy_values
 from lts.space.config import Config, clip_cutoffs, config_from_dict
 
 DATA_FILE = Path(__file__).parent / "data" / "lts_published.json.gz"

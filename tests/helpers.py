@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lts.proxies.params import forward_flops, total_params
+from lts.space.counts import forward_flops, total_params
 
 FAKE_DEVICE = {"device_id": "fa4edeadbeef0001", "name": "fake-device", "kind": "cpu",
                "cpu_model": "test", "cores": 2, "ram_gb": 24.0, "gpu": None, "torch_version": "x", "threads": 1}

@@ -151,7 +151,7 @@ def test_click_through_select_a_point_and_download_it(server, browser, tmp_path)
     assert len(data["architectures"]) >= 1
     arch = data["architectures"][0]
     assert len(arch["arch_id"]) == 16 and arch["config"]["family"] == "gpt2"
-    from lts.proxies.params import decoder_params
+    from lts.space.counts import decoder_params
     from lts.space.config import config_from_dict
 
     cfg = config_from_dict(arch["config"])

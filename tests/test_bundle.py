@@ -4,7 +4,7 @@ import pytest
 
 from helpers import FakeMeasure
 from lts.errors import LtsError
-from lts.store.bundle import export_runs, import_bundle, write_bundle
+from lts.search.exchange import export_runs, import_bundle, write_bundle
 from lts.store.db import Store
 from test_search import start
 

@@ -16,7 +16,7 @@ from lts.cli import main
 from lts.decide.remeasure import RemeasureRequest, remeasure
 from lts.errors import LtsError
 from lts.space.config import config_from_dict
-from lts.store.bundle import SUMMARY_KEYS, export_runs, import_bundle
+from lts.search.exchange import SUMMARY_KEYS, export_runs, import_bundle
 from lts.store.db import Store
 from test_search import PROTOCOL, start
 

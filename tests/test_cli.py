@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lts.cli import main
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import config_from_dict
 
 

@@ -16,7 +16,7 @@ from lts.cli import main
 from lts.cost import DeviceRecord, Measurement, Measurer, Protocol, detect_device
 from lts.cost.stats import ci_within, cv, median_ci, median_ci_ranks
 from lts.errors import LtsError
-from lts.proxies.params import total_params
+from lts.space.counts import total_params
 from lts.space.config import config_from_dict
 
 FAST = dict(min_repeats=3, max_repeats=10, max_seconds=0.2)  # quick, imprecise: tests only

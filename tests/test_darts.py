@@ -18,10 +18,11 @@ from lts.errors import ConfigError, LtsError
 from lts.models import build_model, count_parameters
 from lts.models.darts_ops import make_op
 from lts.models.reversible import _BackpropByReconstruction
-from lts.proxies.params import decoder_params, forward_flops, total_params
+from lts.space.counts import decoder_params, forward_flops, total_params
 from lts.space.config import DartsConfig, config_from_dict, config_from_json, parse_darts_op
+from lts.store import darts as darts_repo
 from lts.store.db import Store
-from lts.validate.tokenizer import TokenizerSpec
+from lts.text.tokenizer import TokenizerSpec
 
 SMALL_OPS = ("attn2", "conv3", "lightconv3", "dynconv3", "glu", "ffn", "identity", "zero")
 ALL_KINDS = ("attn2", "attn4", "conv3", "conv11", "lightconv7", "dynconv5", "glu", "ffn", "identity", "zero")
@@ -238,14 +239,15 @@ def _settings(corpus, **kw) -> DartsSettings:
 def test_run_is_stored_and_its_architecture_builds(tmp_path, tiny_corpus, one_torch_thread):
     store = Store(tmp_path / "lts.db")
     result = run_darts(store, _settings(tiny_corpus), tmp_path / "cache")
-    run = store.run(result.run_id)
-    assert (run["status"], run["strategy"], run["family"], run["frontier_size"]) == ("finished", "darts", "darts", 1)
-    state = json.loads(run["state_json"])
+    run = darts_repo.get(store, result.run_id)
+    assert (run["status"], run["step"], run["steps"], run["pid"]) == ("finished", 12, 12, None)
+    assert store.runs() == []  # a DARTS search is a job of its own kind, not a search run
+    state = run.result
     assert [h["step"] for h in state["history"]] == [4, 8, 12]
     assert state["derived"] == result.config.to_dict()
     assert len(state["final_weights"]) == 2 and len(state["final_weights"][0][0]) == len(SMALL_OPS)
-    members = store.run_rows(result.run_id, frontier_only=True)
-    assert [m["arch_id"] for m in members] == [result.config.arch_id]
+    assert run.derived_arch_id == result.config.arch_id
+    assert run.checkpoint_path is None and not darts_repo.checkpoint_path(store, result.run_id).exists()
     row = store.query("SELECT * FROM architectures WHERE arch_id = ?", (result.config.arch_id,))[0]
     cfg = config_from_json(row["config_json"])
     assert row["decoder_params"] == count_parameters(build_model(cfg, device="meta"))["decoder_params"]
@@ -264,9 +266,9 @@ def test_interrupted_run_keeps_its_history(tmp_path, tiny_corpus, one_torch_thre
 
     with pytest.raises(KeyboardInterrupt):
         run_darts(store, _settings(tiny_corpus), tmp_path / "cache", on_step=stop)
-    (run,) = store.runs()
+    (run,) = darts_repo.list_all(store)
     assert run["status"] == "cancelled" and run["pid"] is None
-    assert [h["step"] for h in json.loads(run["state_json"])["history"]] == [4, 8]
+    assert [h["step"] for h in json.loads(run["progress_json"])["history"]] == [4, 8]
     assert store.query("SELECT COUNT(*) AS n FROM run_members")[0]["n"] == 0
 
 
@@ -295,6 +297,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
     assert Store(tmp_path / "lts.db").runs() == []  # nothing half-made
+    assert darts_repo.list_all(Store(tmp_path / "lts.db")) == []
 
 
 def test_every_pair_of_operations_builds():
@@ -315,7 +318,7 @@ def test_dashboard_shows_a_darts_run(monkeypatch, tmp_path, tiny_corpus, one_tor
     monkeypatch.setenv("LTS_DB", str(db))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
     at.run()
-    for name in ("views/search.py", "views/frontier.py", "views/data.py", "views/architecture.py"):
+    for name in ("views/search.py", "views/frontier.py", "views/data.py", "views/darts.py", "views/architecture.py"):
         at.switch_page(name)
         at.run()
         assert not at.exception and not at.error, (name, [e.value for e in at.exception])

@@ -16,7 +16,7 @@ from lts.store.db import Store
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/search.py", "views/frontier.py", "views/compare.py", "views/constraints.py", "views/quality.py",
          "views/measurements.py", "views/architecture.py", "views/surrogates.py", "views/validation.py",
-         "views/data.py", "views/audit.py"]
+         "views/data.py", "views/audit.py", "views/darts.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +127,30 @@ def test_frontier_page_plots_the_chosen_runs(monkeypatch, seeded):
     assert "architectures shown" in " ".join(c.value for c in at.caption)
     at.multiselect[0].set_value([]).run()
     assert at.info  # nothing chosen: a hint instead of an empty chart
+
+
+def test_frontier_page_plots_a_proxy_objective_as_the_quality_axis(monkeypatch, tmp_path):
+    """A search on ZeroLM: the explorer offers zerolm as the quality axis and draws that run's front on it."""
+    import json
+
+    from lts.search.strategies import EvolutionSettings
+
+    db = tmp_path / "lts.db"
+    s = Store(db)
+    settings = SearchSettings(space=small_space("gpt2"), objectives=("zerolm", "latency"), budget=8, seed=2,
+                              evolution=EvolutionSettings(population=4, generation=2))
+    run_id = create_run(s, settings, FAKE_DEVICE, PROTOCOL)
+    SearchRunner(s, run_id, measure=FakeMeasure()).run_to_end()
+    s.close()
+    at = page(monkeypatch, db, "views/frontier.py")
+    box = next(b for b in at.selectbox if b.label == "Quality axis")
+    assert box.options == ["decoder params", "zerolm"]
+    box.set_value("zerolm").run()
+    assert not at.exception and not at.error
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "zerolm"
+    front = [t for t in fig["data"] if t.get("name", "").endswith(" front")]
+    assert front and len(values(front[0]["y"])) >= 1
 
 
 def test_architecture_page_shows_the_per_layer_table(monkeypatch, seeded):
@@ -322,7 +346,7 @@ def test_runs_mode_compares_a_rerun_with_its_source(monkeypatch, seeded, tmp_pat
     import json
 
     from lts.decide.repro import reproduce_run
-    from lts.store.bundle import export_runs, import_bundle
+    from lts.search.exchange import export_runs, import_bundle
 
     source = seeded[1]["runs"][0]
     here = Store(tmp_path / "here.db")

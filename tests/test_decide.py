@@ -17,7 +17,7 @@ from lts.decide.layers import layer_diff, layer_table, settings_diff
 from lts.decide.points import bounded_sample, data_version, device_points, main_protocols, run_points
 from lts.decide.quality import HistorySettings, checkpoints, hv_history, quality_history, run_evaluations
 from lts.decide.rankshift import rank_shift
-from lts.search.objectives import objective_matrix
+from lts.objectives import objective_matrix
 from lts.search.runner import run_hypervolume
 from lts.store.db import Store
 from test_dashboard import seed
@@ -149,7 +149,7 @@ def test_hypervolume_history_equals_brute_force(tmp_path, strategy):
     run_id, runner = start(store, FakeMeasure(), strategy=strategy, budget=40, seed=4)
     run = runner.run_to_end()
     evals = run_evaluations(store, store.run(run_id))
-    scales = json.loads(run["state_json"])["hv_scales"]
+    scales = json.loads(run["progress_json"])["hv_scales"]
     objs = ("proxy", "latency", "memory")
     h = hv_history(evals, objs, scales, max_points=1000)
     rows = store.run_rows(run_id)

@@ -15,7 +15,7 @@ from lts.decide.remeasure import RemeasureRequest, job_keys, jobs, queue_remeasu
 from lts.decide.repro import compare_packages, reproduce_run, reproductions
 from lts.errors import LtsError
 from lts.search.runner import SearchRunner
-from lts.store.bundle import export_runs, import_bundle, package_versions
+from lts.search.exchange import export_runs, import_bundle, package_versions
 from lts.store.db import Store
 from test_dashboard import PROTOCOL, seed
 from test_search import start

@@ -15,14 +15,15 @@ from streamlit.testing.v1 import AppTest
 
 from lts.cli import main
 from lts.flexibert import benchmark as fb
-from lts.flexibert import proxies as fp
 from lts.flexibert.config import config_from_dict
 from lts.flexibert.model import build_flexibert, corrupt
 from lts.flexibert.params import total_params
 from lts.flexibert.ranking import cross_validated_alpha, fold_of, metric_rows
 from lts.flexibert.records import SHIPPED_RECORDS, load_records
 from lts.flexibert.space import FlexiBertSpace
+from lts.proxies import encoders as fp
 from lts.proxies import zero_cost, zerolm
+from lts.proxies.compute import EncoderProxySettings
 from lts.validate.correlations import BootstrapSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -235,13 +236,13 @@ def shipped():
 def test_the_shipped_result_file_covers_the_dev_half(shipped):
     recs = {r.id: r for r in load_records()}
     assert len(shipped.records) == 250 and {r["id"] for r in shipped.records} == set(recs)
-    assert set(shipped.proxy_names()) == set(fp.PROXIES)
+    assert set(shipped.proxy_names()) == set(fb.PROXIES)
     for r in shipped.records:
         cfg = recs[r["id"]].config
         assert r["arch_id"] == cfg.arch_id and r["values"]["total_params"] == total_params(cfg)
-    assert shipped.meta["settings"] == fp.EncoderProxySettings().to_dict()
+    assert shipped.meta["settings"] == EncoderProxySettings().to_dict()
     ours = {r["proxy"] for r in shipped.rows if r["source"] == "lts"}
-    assert set(fp.PROXIES) | {"zerolm_cv", "zerolm_devfit"} == ours
+    assert set(fb.PROXIES) | {"zerolm_cv", "zerolm_devfit"} == ours
     assert len(shipped.alpha["cv"]["folds"]) == 5
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from lts.errors import LtsError
 from lts.models.hf import build_hf_model
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import GPT2Config, TransXLConfig
 
 

@@ -141,5 +141,5 @@ def test_wheel_installs_a_working_lts(tmp_path: Path) -> None:
     assert "nonembedding_exact" in _run([lts, "reference", "params"], cwd=work, env=env)
     # The store and the surrogates' scikit-learn: declared dependencies, not only the dev venv's.
     _run([lts, "runs", "--db", str(work / "lts.db")], cwd=work, env=env)
-    _run([str(py), "-c", "import lts.surrogate.model, lts.search.pareto, lts.store.bundle, lts.validate.tokenizer, "
+    _run([str(py), "-c", "import lts.surrogate.model, lts.pareto, lts.store.bundle, lts.text.tokenizer, "
                          "lts.decide.points; import sklearn, pymoo, tokenizers"], cwd=work, env=env)

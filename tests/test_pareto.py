@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lts.search.pareto import hypervolume, nd_ranks, pareto_mask
+from lts.pareto import hypervolume, nd_ranks, pareto_mask
 
 
 def brute_force_front(F):

@@ -13,7 +13,7 @@ from lts.cli import main
 from lts.errors import LtsError
 from lts.proxies import compare
 from lts.proxies.compute import ProxySettings
-from lts.proxies.params import decoder_params, flops_per_token, total_params
+from lts.space.counts import decoder_params, flops_per_token, total_params
 from lts.proxies.registry import PROXIES, get, names, select
 from lts.store.db import Store
 

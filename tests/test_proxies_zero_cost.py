@@ -11,7 +11,7 @@ from conftest import small_space
 from lts.models import build_model
 from lts.proxies import zero_cost
 from lts.proxies.compute import ProxySettings, proxy_config, score
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.proxies.registry import select
 from lts.proxies.tokens import corpus_batch, fit_to_vocab, stream_batch
 from lts.space.config import config_from_dict

@@ -10,7 +10,7 @@ from scipy import stats
 from conftest import small_space
 from lts.models import build_model
 from lts.proxies import zerolm
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import config_from_dict
 
 

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import small_space
 from lts.models import build_model, count_parameters
-from lts.proxies.params import breakdown, decoder_params, forward_flops, total_params
+from lts.space.counts import breakdown, decoder_params, forward_flops, total_params
 from lts.space.ranges import SearchSpace
 
 

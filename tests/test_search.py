@@ -4,7 +4,7 @@ import pytest
 from conftest import small_space
 from helpers import FAKE_DEVICE, FakeMeasure
 from lts.errors import LtsError
-from lts.search.objectives import Constraints, objective_matrix, parse_objectives
+from lts.objectives import Constraints, objective_matrix, parse_objectives
 from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.store.db import Store
 from test_pareto import brute_force_front
@@ -155,7 +155,7 @@ def test_bad_settings():
 # -- settings that used to hang, or to be accepted and misbehave -------------------------------------
 import itertools  # noqa: E402
 
-from lts.proxies.params import decoder_params  # noqa: E402
+from lts.space.counts import decoder_params  # noqa: E402
 from lts.search.strategies import EvolutionSettings  # noqa: E402
 from lts.space.ranges import SearchSpace  # noqa: E402
 

@@ -8,7 +8,7 @@ import sys
 
 from conftest import small_space
 from helpers import FAKE_DEVICE, FakeMeasure
-from lts.search.objectives import Constraints
+from lts.objectives import Constraints
 from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.store.db import Store
 
@@ -65,4 +65,4 @@ def test_cli_search_passes_the_memory_limit_to_the_measurer(tmp_path):
     rows = store.run_rows(store.runs()[0]["run_id"])
     assert len(rows) == 3 and not any(r["feasible"] for r in rows)
     assert all(r["infeasible"].startswith("weights alone need") and r["latency_ms"] is None for r in rows)
-    assert json.loads(store.runs()[0]["state_json"])["memory_limit_mb"] == 0.001
+    assert json.loads(store.runs()[0]["settings_json"])["memory_limit_mb"] == 0.001

@@ -26,9 +26,11 @@ from lts.errors import LtsError
 from lts.team.auth import SignInLimiter, hash_password
 from lts.team.config import TeamConfig
 from lts.team.limits import Limits
-from lts.team.serve import ServeOptions, UploadGuard, _env_var, build_command, pinned_options
+from lts.team.serve import ServeOptions, _env_var, build_command, pinned_options
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO / "dashboard"))  # the dashboard's own modules, as its pages import them
+from upload_guard import UploadGuard  # noqa: E402
 SIGNED = TeamConfig(users={"otto": {"role": "operator", "password_hash": "x"}})
 
 
@@ -173,9 +175,10 @@ def test_upload_guard_keeps_files_only_for_allowed_sessions():
 
 # -- a real lts serve, started from another folder ----------------------------------------------
 PROBE = """
-import json, os
+import json, os, sys
 import streamlit as st
-from lts.team.page import gate
+sys.path.insert(0, {dashboard!r})
+from team_page import gate
 keys = {keys!r}
 with open(os.environ["LTS_PROBE_OUT"], "w") as f:
     json.dump({{k: st.get_option(k) for k in keys}}, f)
@@ -266,7 +269,7 @@ def _announce_upload(port: int, path: str, size: int, headers: dict[str, str]) -
 
 def test_real_serve_from_another_folder_pins_its_settings_and_bounds_uploads(tmp_path):
     keys = list(pinned_options(ServeOptions(), SIGNED))
-    (tmp_path / "probe.py").write_text(PROBE.format(keys=keys))
+    (tmp_path / "probe.py").write_text(PROBE.format(keys=keys, dashboard=str(REPO / "dashboard")))
     (tmp_path / ".streamlit").mkdir()
     (tmp_path / ".streamlit" / "config.toml").write_text(HOSTILE)
     (tmp_path / ".streamlit" / "secrets.toml").write_text(

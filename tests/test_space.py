@@ -96,7 +96,7 @@ def test_size_is_reported():
 import itertools  # noqa: E402
 import time  # noqa: E402
 
-from lts.proxies.params import decoder_params  # noqa: E402
+from lts.space.counts import decoder_params  # noqa: E402
 from lts.space.config import LIMITS  # noqa: E402
 from lts.space.ranges import Dim  # noqa: E402
 

@@ -13,7 +13,7 @@ from conftest import small_space
 from helpers import FAKE_DEVICE, FakeMeasure
 from lts.cli import main
 from lts.errors import LtsError
-from lts.proxies.params import forward_flops, total_params
+from lts.space.counts import forward_flops, total_params
 from lts.search.runner import SearchRunner, SearchSettings, create_run
 from lts.space.config import DartsConfig
 from lts.store.db import Store
@@ -179,7 +179,7 @@ def test_assisted_search_keeps_predictions_apart_from_measurements(tmp_path):
     assert not store.query(f"SELECT 1 FROM measurements WHERE arch_id IN ({','.join('?' * len(skipped))})", list(skipped))
     done = [p for p in preds if p["decision"] == "measure"]
     assert done and all(p["measured"] is not None for p in done)
-    state = json.loads(store.run(run_id)["state_json"])
+    state = json.loads(store.run(run_id)["progress_json"])
     assert state["screened"] > 50 and prediction_error(store, run_id, last=50)["latency"]["mape"] < 10
     assert state["device_seconds"] == pytest.approx(50.0)
 

@@ -88,6 +88,7 @@ def no_spawn(monkeypatch):
 
     monkeypatch.setattr("lts.search.session.launch_background", fake_search)
     monkeypatch.setattr("lts.search.session.spawn_detached", fake_detached)
+    monkeypatch.setattr("lts.jobs.process.spawn_detached", fake_detached)
     return launched
 
 
@@ -294,7 +295,7 @@ def test_rerunning_an_imported_run_is_a_guarded_launch(loopback, db, users, no_s
     s = Store(db)
     rerun = no_spawn[0][1]
     assert any(m.value == f"Run {rerun} reproduces {source}; follow it on the Search page." for m in at.success)
-    assert json.loads(s.run(rerun)["state_json"])["reproduces"] == source and s.run(rerun)["pid"] == os.getpid()
+    assert s.run(rerun)["reproduces"] == source and s.run(rerun)["pid"] == os.getpid()
     launches = entries(s, action="launch_search")
     assert [(r["outcome"], r["target"]) for r in launches] == [("ok", rerun), ("denied", f"re-run of {source}")]
     assert launches[0]["detail"]["reproduces"] == source
@@ -383,7 +384,7 @@ def test_the_device_picker_lists_a_ray_clusters_devices_and_launches_there(loopb
     s = Store(db)
     run = s.run(no_spawn[0][1])
     assert _device_name(s, run["run_id"]) == "pi5"
-    assert json.loads(run["state_json"])["remote"] == {"ray_address": address, "device_name": "pi5"}
+    assert json.loads(run["settings_json"])["remote"] == {"ray_address": address, "device_name": "pi5"}
     assert asked == [address]  # reruns read the cached listing
 
 

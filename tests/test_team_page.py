@@ -1,8 +1,9 @@
-"""The Streamlit side of team use (lts.team.page), in AppTest: refusal, warning, sign-in, what each role may do."""
+"""The Streamlit side of team use (dashboard/team_page.py), in AppTest: refusal, warning, sign-in, what each role may do."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,6 +14,8 @@ from lts.store.db import Store
 from lts.team.audit import entries
 from lts.team.auth import hash_password
 
+sys.path.append(str(Path(__file__).resolve().parents[1] / "dashboard"))  # `import team_page`, as the pages do
+
 
 def app(db: str, address: str) -> None:
     """A page that deletes a run through the guarded call, as dashboard pages do."""
@@ -21,7 +24,7 @@ def app(db: str, address: str) -> None:
     from lts.errors import LtsError
     from lts.store.db import Store
     from lts.team import guarded
-    from lts.team.page import can, current_user, gate
+    from team_page import can, current_user, gate
 
     user = gate(address=address)
     st.markdown(f"user: {user.name} ({user.role}, {user.via})")
@@ -49,7 +52,7 @@ def keep_main_module():
 @pytest.fixture(autouse=True)
 def fresh_limiter():
     """The sign-in limiter is one per process (st.cache_resource): each test starts with no failures."""
-    from lts.team.page import sign_in_limiter
+    from team_page import sign_in_limiter
 
     sign_in_limiter.clear()
     yield
@@ -138,7 +141,7 @@ def test_a_signed_in_viewer_cannot_delete_and_an_operator_can(db, users):
 
 def test_failed_sign_ins_count_across_sessions(db, users, monkeypatch):
     """A reload is a new session: the failures of one count in the next (per name, and per client)."""
-    from lts.team import page
+    import team_page as page
     from lts.team.auth import SignInLimiter
 
     made: list[SignInLimiter] = []

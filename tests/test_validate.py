@@ -15,17 +15,17 @@ from conftest import small_space
 from helpers import FAKE_DEVICE, FakeMeasure
 from lts.cli import main
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import GPT2Config, TransXLConfig
 from lts.store.db import MIGRATIONS, SCHEMA_VERSION, Store
 from lts.validate.candidates import choose, retarget, validation_space
-from lts.validate.corpus import BUILTIN_DIR, load_corpus
+from lts.text.corpus import BUILTIN_DIR, load_corpus
 from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns, validation_correlations
 from lts.validate.recipe import Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import (ValidationSettings, cancel_validation, create_validation, get_validation,
                                   result_rows)
-from lts.validate.tokenizer import TokenizerSpec, prepare_tokens
+from lts.text.tokenizer import TokenizerSpec, prepare_tokens
 from lts.validate.training import train
 
 TINY_SPACE = {"family": "gpt2", "n_layer": {"min": 1, "max": 2}, "d_model": [16, 32], "d_embed": [16, 32],
@@ -197,6 +197,29 @@ def test_a_v1_database_upgrades_to_v2_and_keeps_its_rows(tmp_path):
         assert s.schema_version() == SCHEMA_VERSION
 
 
+def test_older_validation_statuses_join_the_job_lifecycle(tmp_path):
+    """Before the one lifecycle, a validation with failed architectures ended 'finished' (and was
+    resumable) and Ctrl-C left 'interrupted': they become 'failed' and 'cancelled', both resumable."""
+    version = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE darts_runs" in m)
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for ddl in MIGRATIONS[:version]:
+        for stmt in ddl.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute("PRAGMA application_id = 0x4C545331")
+    for vid, status, failed in (("a", "finished", 2), ("b", "finished", 0), ("c", "interrupted", 0), ("d", "failed", 0)):
+        conn.execute("INSERT INTO validation_runs (validation_id, family, space_json, corpus_json, tokenizer_json,"
+                     " recipe_json, seed, n_archs, n_failed, status, created_at, updated_at)"
+                     " VALUES (?, 'gpt2', '{}', '{}', '{}', '{}', 0, 3, ?, ?, 0, 0)", (vid, failed, status))
+    conn.commit()
+    conn.close()
+    with Store(path) as s:
+        assert {v: get_validation(s, v)["status"] for v in "abcd"} == {
+            "a": "failed", "b": "finished", "c": "cancelled", "d": "failed"}
+
+
 # -- correlations ---------------------------------------------------------------------------------
 def test_correlations_match_scipy_with_the_lts_sign_convention():
     rng = np.random.default_rng(0)
@@ -257,6 +280,40 @@ def test_a_validation_run_trains_records_and_resumes_only_what_is_left(corpus_di
     assert {p["proxy"]: p["kendall"] for p in printed} == {k: v["kendall"] for k, v in table.items()}
     with pytest.raises(LtsError, match="already finished"):
         ValidationRunner(s, vid).run_to_end()
+
+
+def test_the_lifecycle_of_a_validation_process(corpus_dir, tmp_path):
+    """Created with all its pending results in one write; a live owner is refused a second runner and
+    counts against a concurrency limit checked inside the inserting transaction; a dead one is stopped."""
+    import subprocess
+    import sys
+
+    from lts.store import jobs
+    from lts.store import validations as repo
+    from lts.validate.session import list_validations
+
+    s = Store(tmp_path / "v.db")
+    vid = create_validation(s, tiny_settings(corpus_dir), tmp_path / "cache")
+    assert [r["status"] for r in result_rows(s, vid)] == ["pending"] * 3
+    assert repo.occupied_slots(s) == 1  # just created, its process about to start
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        jobs.transition(s, jobs.VALIDATION, vid, "running", pid=owner.pid)
+        with pytest.raises(LtsError, match=f"validation {vid} is already running in process {owner.pid}"):
+            ValidationRunner(s, vid).run_to_end()
+
+        def at_most_one(n):
+            if n >= 1:
+                raise LtsError(f"{n} running")
+
+        with pytest.raises(LtsError, match="1 running"):
+            create_validation(s, tiny_settings(corpus_dir), tmp_path / "cache", admit=repo.admit_below(at_most_one))
+        assert len(list_validations(s)) == 1  # the refused one left nothing
+    finally:
+        owner.kill()
+        owner.wait()
+    assert [r.status for r in list_validations(s)] == ["stopped"] and repo.occupied_slots(s) == 0
+    assert cancel_validation(s, vid) == "cancelled"
 
 
 def test_parallel_workers_give_the_same_numbers_as_one_process(corpus_dir, tmp_path):

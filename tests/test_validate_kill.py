@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lts.store.db import Store
-from lts.validate.corpus import load_corpus
+from lts.text.corpus import load_corpus
 
 pytestmark = pytest.mark.slow  # real processes killed with SIGKILL (see pyproject markers)
 

@@ -9,12 +9,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lts.store.db import Store
-from lts.validate.corpus import load_corpus
+from lts.text.corpus import load_corpus
 from lts.validate.correlations import validation_correlations
 from lts.validate.recipe import Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import ValidationSettings, create_validation, get_validation, result_rows
-from lts.validate.tokenizer import TokenizerSpec
+from lts.text.tokenizer import TokenizerSpec
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPACE = {"family": "gpt2", "n_layer": {"min": 1, "max": 2}, "d_model": [16, 32], "d_embed": [16], "div_val": [1],

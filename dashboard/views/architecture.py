@@ -9,6 +9,7 @@ import streamlit as st
 
 from charts import layer_heatmap
 from common import linked, store
+from lts.store import reads
 from lts.store.rows import records
 from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
@@ -16,9 +17,7 @@ from lts.explore import architecture_detail, architecture_json, architectures_js
 
 s = store()
 st.title("Architecture")
-recent = [r["arch_id"] for r in s.query(
-    "SELECT arch_id FROM run_members m JOIN architectures a USING (arch_id) WHERE m.on_frontier = 1 "
-    "ORDER BY a.decoder_params DESC LIMIT 200")]
+recent = reads.frontier_architectures(s, 200)
 if "arch_input" not in st.session_state:  # a link (?arch=...), the linked selection or the best frontier point, once
     st.session_state["arch_input"] = st.query_params.get("arch") or next(iter(linked()), None) or (recent[0] if recent else "")
 arch_id = st.text_input("Architecture id", key="arch_input", help="16 hex digits; pick points on the Frontier page").strip()

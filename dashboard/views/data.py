@@ -15,9 +15,9 @@ from lts.decide.repro import compare_packages
 from lts.errors import LtsError
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
-from lts.store.bundle import MAX_BYTES, export_runs, package_versions, parse_bundle, summary_line
+from lts.search.exchange import MAX_BYTES, export_runs, package_versions, parse_bundle, summary_line
 from lts.team import guarded
-from lts.team.page import can, current_user, limits, viewer_note
+from team_page import can, current_user, limits, viewer_note
 
 s = store()
 lim = limits()

@@ -7,8 +7,10 @@ import streamlit as st
 
 from charts import front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
+from lts.store import reads
 from lts.store.rows import records
-from lts.explore import apply_constraints, architectures_json, reference_points, reference_sets, runs_table
+from lts.explore import (apply_constraints, architectures_json, quality_axes, reference_points, reference_sets,
+                         runs_table)
 
 s = store()
 st.title("Frontier explorer")
@@ -25,7 +27,11 @@ if not chosen and not paper:
 
 df = pd.concat([cached_run_points(s, chosen), reference_points(paper)], ignore_index=True) if paper else cached_run_points(s, chosen)
 
-c1, c2, c3, c4 = st.columns(4)
+c0, c1, c2, c3, c4 = st.columns([1.2, 1.2, 0.7, 0.7, 0.7])
+qualities = quality_axes(df)
+quality = c0.selectbox("Quality axis", qualities, format_func=lambda q: "decoder params" if q == "decoder_params" else q,
+                       help="decoder parameters (LTS's proxy), or a proxy a run searched on (e.g. zerolm)",
+                       disabled=len(qualities) == 1)
 cost = c1.radio("Cost axis", ["latency_ms", "peak_memory_mb"], format_func={"latency_ms": "latency", "peak_memory_mb": "memory"}.get, horizontal=True)
 log_x = c2.toggle("log x", value=True)
 log_y = c3.toggle("log y", value=True)
@@ -41,23 +47,24 @@ if only_front:
     view = view[view["on_frontier"].astype(bool)]
 
 st.caption(f"{len(view):,} of {len(df):,} architectures shown · the line is each source's 2-D front "
-           "(most decoder parameters for the cost), drawn in full with a sample of the other points; select points "
+           "(the best quality for the cost), drawn in full with a sample of the other points; select points "
            "with a click or a box to inspect them (they become the selection the deciding pages highlight).")
 if view.empty:
     st.warning("No architecture satisfies these constraints.")
     st.stop()
 
-event = st.plotly_chart(front_figure(view, cost, log_x, log_y, box=True), on_select="rerun",
+event = st.plotly_chart(front_figure(view, cost, log_x, log_y, box=True, quality=quality), on_select="rerun",
                         selection_mode=("points", "box"), key="front_chart")
 picked = selected_ids(event)
 if picked:
     set_linked(picked)  # no redraw here: the selection stays on this chart while it is inspected
     st.subheader(f"Selected ({len(picked)})")
     sel = view[view["arch_id"].isin(picked)].drop_duplicates("arch_id")
-    st.dataframe(sel[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "n_layer", "d_model"]],
+    st.dataframe(sel[["arch_id", "source", "decoder_params", *qualities[1:], "latency_ms", "peak_memory_mb", "n_layer",
+                      "d_model"]],
                  hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
-    mine = [a for a in picked if s.query("SELECT 1 FROM architectures WHERE arch_id = ?", (a,))]
+    mine = reads.known_architectures(s, picked)
     if mine:
         c1.download_button("Download selection (JSON)", architectures_json(s, mine),
                            file_name="architectures.json", mime="application/json", key="dl_selection")

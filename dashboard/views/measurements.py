@@ -18,7 +18,7 @@ from lts.errors import LtsError
 from lts.explore import devices_table
 from lts.search.session import queue_position
 from lts.team import guarded
-from lts.team.page import can, current_user, limits, viewer_note
+from team_page import can, current_user, limits, viewer_note
 
 s = store()
 st.title("Measurements")

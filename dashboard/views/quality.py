@@ -7,6 +7,7 @@ import streamlit as st
 
 from charts import quality_figure
 from common import run_label, store
+from lts.store import reads
 from lts.store.rows import records
 from lts.decide.quality import HistorySettings, quality_history
 from lts.errors import LtsError
@@ -16,7 +17,6 @@ from lts.search.session import ACTIVE
 s = store()
 st.title("Front quality")
 runs = runs_table(s)
-runs = runs[runs["strategy"] != "darts"]
 if runs.empty:
     st.info("No search runs yet. Start one on the Search page; its hypervolume and front size appear here as it runs.")
     st.stop()
@@ -46,8 +46,7 @@ active = runs[runs["run_id"].isin(chosen) & runs["status"].isin(ACTIVE)]
 
 @st.fragment(run_every=2 if len(active) else None)
 def charts() -> None:
-    rows = s.query(f"SELECT run_id, n_evaluated, updated_at FROM runs WHERE run_id IN ({','.join('?' * len(chosen))})"
-                   " ORDER BY run_id", chosen)
+    rows = reads.run_progress(s, chosen)
     state = tuple(tuple(r.values()) for r in rows)  # the cache key: redraw only when a run moved on
     try:
         h = history(str(s.path), state, tuple(chosen), common)

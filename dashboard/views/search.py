@@ -10,13 +10,15 @@ from streamlit.errors import StreamlitAPIException
 from common import db_path, run_label, store
 from lts.errors import LtsError
 from lts.explore import active_runs, runs_table
-from lts.search.objectives import Constraints
+from lts.search.defaults import OBJECTIVES as DEFAULT_OBJECTIVES, default_population
+from lts.objectives import Constraints, objective_names
+from lts.search.strategies import STRATEGIES
 from lts.search.session import queue_position
 from lts.space.config import parse_json
 from lts.space.ranges import SearchSpace
 from lts.surrogate.assist import SurrogateSettings
 from lts.team import guarded
-from lts.team.page import can, current_user, forget_ray_devices, limits, ray_devices, viewer_note
+from team_page import can, current_user, forget_ray_devices, limits, ray_devices, viewer_note
 
 DEMO_SPACE = {"family": "gpt2", "name": "demo", "n_layer": {"min": 1, "max": 4}, "d_model": [64, 128],
               "d_embed": [64, 128], "div_val": [1], "n_head": [2, 4], "d_inner": {"min": 128, "max": 512, "step": 64},
@@ -77,10 +79,12 @@ else:
                 device = c2.selectbox("Device (Ray cluster)", ray_names, key="ray_device")
             else:
                 device = c2.text_input("Device name", value=socket.gethostname())
-            strategy = c3.selectbox("Strategy", ["evolution", "random"])
+            strategy = c3.selectbox("Strategy", list(STRATEGIES))
             custom = st.text_area("Custom space (JSON, optional)", placeholder='{"n_layer": {"min": 2, "max": 8}, "vocab_size": 4096}')
             c1, c2, c3, c4 = st.columns(4)
-            objectives = c1.multiselect("Objectives", ["proxy", "latency", "memory"], default=["proxy", "latency", "memory"])
+            objectives = c1.multiselect("Objectives", objective_names(), default=list(DEFAULT_OBJECTIVES),
+                                        help="proxy = decoder parameters; every proxy of `lts proxies list` (zerolm, "
+                                             "synflow, ...) is one too, computed for each candidate")
             budget = c2.number_input("Budget (architectures)", 1, lim.max_budget, min(50, lim.max_budget),
                                      help=f"at most {lim.max_budget} on this dashboard")
             seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
@@ -109,7 +113,7 @@ else:
                         start(space, device, ray_address=ray_address if ray_names else None, budget=int(budget),
                               seed=int(seed), threads=int(threads), strategy=strategy,
                               objectives=",".join(objectives), constraints=constraints,
-                              surrogate=SurrogateSettings() if screen else None, population=10 if screen else 20)
+                              surrogate=SurrogateSettings() if screen else None, population=default_population(screen))
 
 
 @st.fragment(run_every=2)

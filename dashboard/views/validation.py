@@ -5,13 +5,15 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
+import validation_charts
 from common import db_path, store
 from lts.store.rows import records
 from lts.errors import LtsError
+from lts.flexibert.benchmark import scatter_proxies, shipped_result
 from lts.proxies.compare import compare_reference
 from lts.reference import correlations, load_reference
 from lts.team import guarded
-from lts.team.page import can, current_user, limits, viewer_note
+from team_page import can, current_user, limits, viewer_note
 from lts.validate import page as own
 from lts.validate.page import LaunchForm
 
@@ -56,16 +58,16 @@ st.caption("ZeroLM's headline space: 250 BERT-style encoders (FlexiBERT operatio
 
 @st.cache_data(show_spinner=False)
 def flexibert() -> object:
-    return own.flexibert_result()  # the shipped result file; nothing is recomputed here
+    return shipped_result()  # the shipped result file; nothing is recomputed here
 
 
 fb = flexibert()
 if fb is None:
     st.info("No FlexiBERT result file yet: compute it with `lts proxies benchmark flexibert --recompute --write-cache`.")
 else:
-    st.dataframe(own.flexibert_frame(fb), hide_index=True, width="stretch", key="flexibert_table")
-    fb_proxy = st.selectbox("Proxy against GLUE", own.flexibert_proxies(fb), key="flexibert_proxy")
-    st.vega_lite_chart(spec=own.flexibert_scatter(fb, fb_proxy), width="stretch", key="flexibert_scatter")
+    st.dataframe(validation_charts.flexibert_frame(fb), hide_index=True, width="stretch", key="flexibert_table")
+    fb_proxy = st.selectbox("Proxy against GLUE", scatter_proxies(fb), key="flexibert_proxy")
+    st.vega_lite_chart(spec=validation_charts.flexibert_scatter(fb, fb_proxy), width="stretch", key="flexibert_scatter")
 
 st.subheader("Own validation runs")
 st.caption("Architectures trained on a real corpus with one fixed recipe: how well does each proxy rank them?")
@@ -153,7 +155,7 @@ else:
     cols = st.columns(len(corr))
     for col, c in zip(cols, records(corr)):
         with col:
-            st.plotly_chart(own.scatter(frame, c["proxy"], c), key=f"own_scatter_{c['proxy']}")
+            st.plotly_chart(validation_charts.scatter(frame, c["proxy"], c), key=f"own_scatter_{c['proxy']}")
             st.metric(f"Spearman · {c['proxy']}", "-" if c["spearman"] is None else f"{c['spearman']:+.3f}",
                       help="95% bootstrap interval over architectures")
             if c["spearman_lo"] is not None:

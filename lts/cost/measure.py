@@ -54,6 +54,7 @@ from lts.cost.device import DeviceRecord
 from lts.cost.hostlock import HostLock, WaitCallback
 from lts.cost.protocol import Protocol
 from lts.errors import LtsError
+from lts.space.counts import total_params
 
 START_TIMEOUT_S = 180.0  # importing torch on a cold, busy machine can take a while
 
@@ -94,8 +95,6 @@ def refused_by_limit(infeasible: str | None) -> bool:
 
 def weights_mb(cfg: Any) -> float:
     """MiB of the candidate's fp32 weights (what the limit is first checked against)."""
-    from lts.proxies.params import total_params
-
     return 4 * total_params(cfg) / 2**20
 
 
@@ -412,7 +411,6 @@ class Measurer:
     def _fits_twice(self, cfg: Any) -> bool:
         """Whether two copies of this candidate (one per worker) fit comfortably in free memory."""
         from lts.cost.worker import _proc_kb
-        from lts.proxies.params import total_params
 
         avail_kb = _proc_kb("/proc/meminfo", "MemAvailable")
         if avail_kb is None:

@@ -35,7 +35,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from lts.decide.repro import reproduce_run
     from lts.errors import LtsError
     from lts.search.session import launch_background, open_runner
-    from lts.store.bundle import import_bundle, parse_bundle
+    from lts.search.exchange import import_bundle, parse_bundle
 
     store = _store(args)
     path = Path(args.source)

@@ -2,7 +2,7 @@
 
 The objectives are LTS's: decoder parameters (maximised; they rank perplexity almost like
 training), latency and peak memory (minimised). Pareto membership comes from pymoo
-(:mod:`lts.search.pareto`); this module decides *which* points enter it:
+(:mod:`lts.pareto`); this module decides *which* points enter it:
 
 * ``front_mask_2d``: the front drawn on a 2-D chart (decoder params against one cost);
 * ``front_mask_nd``: the front over every objective. A member of it can look dominated on a 2-D
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from lts.errors import LtsError
-from lts.search.objectives import OBJECTIVES
-from lts.search.pareto import pareto_mask
+from lts.objectives import OBJECTIVES
+from lts.pareto import pareto_mask
 
 COSTS = {"latency_ms": "latency", "peak_memory_mb": "memory"}
 UNITS = {"latency_ms": "ms", "peak_memory_mb": "MB"}

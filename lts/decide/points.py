@@ -1,6 +1,6 @@
 """Measured points as DataFrames: per device (all its measurements) or per run (its evaluations).
 
-Rows come from one SQL query each, read with ``pandas.read_sql_query`` straight from the
+Rows come from one query each (:mod:`lts.store.reads`), read into a DataFrame straight from the
 connection: with 150,000 measurements (50,000 architectures on 3 devices) that is several times
 faster than building a dict per row. A device can hold measurements under several protocols (batch
 sizes, threads); comparing across protocols would mix different questions, so a device's points
@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from lts.store import reads
 from lts.store.db import Store
 
 POINT_COLUMNS = ["source", "device_id", "device_name", "protocol", "run_id", "arch_id", "family", "decoder_params",
@@ -21,21 +22,13 @@ POINT_COLUMNS = ["source", "device_id", "device_name", "protocol", "run_id", "ar
                  "measured_at"]
 
 
-def _ph(values: Sequence[object]) -> str:
-    return ",".join("?" * len(values))
-
-
-def _frame(store: Store, sql: str, params: Sequence[object]) -> pd.DataFrame:
-    df = pd.read_sql_query(sql, store.conn, params=list(params))
+def _frame(df: pd.DataFrame) -> pd.DataFrame:
     return df.reindex(columns=POINT_COLUMNS + [c for c in df.columns if c not in POINT_COLUMNS])
 
 
 def device_protocols(store: Store) -> pd.DataFrame:
     """Per device and protocol: the number of measurements (most first within a device)."""
-    return pd.read_sql_query(
-        """SELECT d.device_id, d.name AS device_name, x.protocol, COUNT(*) AS n
-           FROM measurements x JOIN devices d USING (device_id)
-           GROUP BY x.device_id, x.protocol ORDER BY d.created_at, n DESC""", store.conn)
+    return reads.device_protocols_frame(store)
 
 
 def main_protocols(store: Store, device_ids: Iterable[str]) -> dict[str, str]:
@@ -58,12 +51,7 @@ def device_points(store: Store, device_ids: Sequence[str], protocols: Mapping[st
     for device_id in device_ids:
         if device_id not in protocols:
             continue
-        parts.append(_frame(store, """
-            SELECT d.name AS source, x.device_id, d.name AS device_name, x.protocol, NULL AS run_id, a.arch_id,
-                   a.family, a.decoder_params, a.n_layer, a.d_model, x.latency_ms, x.latency_cv, x.repeats,
-                   x.peak_memory_mb, CASE WHEN x.infeasible IS NULL THEN 1 ELSE 0 END AS feasible, x.measured_at
-            FROM measurements x JOIN architectures a USING (arch_id) JOIN devices d USING (device_id)
-            WHERE x.device_id = ? AND x.protocol = ?""", (device_id, protocols[device_id])))
+        parts.append(_frame(reads.device_points_frame(store, device_id, protocols[device_id])))
     if not parts:
         return pd.DataFrame(columns=POINT_COLUMNS)
     return pd.concat(parts, ignore_index=True)
@@ -76,24 +64,31 @@ def run_points(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
     """
     if not run_ids:
         return pd.DataFrame(columns=POINT_COLUMNS + ["eval_index", "on_frontier", "strategy"])
-    return _frame(store, f"""
-        SELECT COALESCE(d.name, 'proxy only') || ' · ' || r.strategy || ' · ' || r.run_id AS source, r.device_id,
-               COALESCE(d.name, '(proxy only)') AS device_name, r.protocol, r.run_id, a.arch_id, a.family,
-               a.decoder_params, a.n_layer, a.d_model, x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb,
-               m.feasible, x.measured_at, m.eval_index, m.on_frontier, r.strategy
-        FROM run_members m JOIN runs r USING (run_id) JOIN architectures a USING (arch_id)
-        LEFT JOIN devices d ON d.device_id = r.device_id
-        LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = r.device_id AND x.protocol = r.protocol
-        WHERE m.run_id IN ({_ph(run_ids)}) ORDER BY m.run_id, m.eval_index""", run_ids)
+    return with_proxy_objectives(store, _frame(reads.run_points_frame(store, run_ids)))
+
+
+def with_proxy_objectives(store: Store, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (run points) with a column per proxy objective of its runs (``zerolm``, ...): the
+    value each run computed, under its proxy settings; empty for runs without that objective."""
+    from lts.search.runner import settings_of
+    from lts.store.runs import cached_scores
+
+    for run_id in df["run_id"].dropna().unique() if len(df) else ():
+        settings = settings_of(store.run(run_id))
+        if not settings.proxies:
+            continue
+        rows = df["run_id"] == run_id
+        scores = cached_scores(store, list(df.loc[rows, "arch_id"]), settings.proxies, settings.proxy_key)
+        for name in settings.proxies:
+            if name not in df:
+                df[name] = float("nan")
+            df.loc[rows, name] = [scores.get((a, name)) for a in df.loc[rows, "arch_id"]]
+    return df
 
 
 def data_version(store: Store) -> tuple:
     """Changes whenever a measurement, an evaluation or a run changes: a cache key for derived views."""
-    row = store.conn.execute(
-        """SELECT (SELECT COUNT(*) FROM measurements), (SELECT MAX(measured_at) FROM measurements),
-                  (SELECT COUNT(*) FROM run_members), (SELECT MAX(updated_at) FROM runs),
-                  (SELECT COUNT(*) FROM devices)""").fetchone()
-    return tuple(row)
+    return reads.data_version(store)
 
 
 def bounded_sample(df: pd.DataFrame, n: int, seed: int = 0, keep: pd.Series | np.ndarray | None = None,

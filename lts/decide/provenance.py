@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lts.errors import LtsError
+from lts.store import measurements
 from lts.store.db import Store
 
 _KEY = re.compile(r"^(?P<backend>[a-z0-9_]+)-(?P<kind>cpu|cuda)-b(?P<batch>\d+)-s(?P<seq>default|\d+)"
@@ -74,21 +75,7 @@ def flag_variance(df: pd.DataFrame, rule: VarianceRule = VarianceRule()) -> tupl
 def provenance(store: Store, device_ids: Sequence[str] | None = None, arch_ids: Sequence[str] | None = None,
                rule: VarianceRule = VarianceRule()) -> pd.DataFrame:
     """Every measurement of the given devices/architectures (all when None) with its provenance."""
-    where, params = [], []
-    if device_ids is not None:
-        where.append(f"x.device_id IN ({','.join('?' * len(device_ids))})")
-        params += list(device_ids)
-    if arch_ids is not None:
-        where.append(f"x.arch_id IN ({','.join('?' * len(arch_ids))})")
-        params += list(arch_ids)
-    df = pd.read_sql_query(
-        f"""SELECT x.arch_id, d.name AS device_name, x.device_id, x.protocol, x.latency_ms, x.latency_cv, x.repeats,
-                   x.peak_memory_mb, x.infeasible, x.seconds, x.measured_at, a.decoder_params, d.record_json,
-                   (SELECT COUNT(*) FROM measurement_history h WHERE h.arch_id = x.arch_id
-                       AND h.device_id = x.device_id AND h.protocol = x.protocol) AS n_previous
-            FROM measurements x JOIN devices d USING (device_id) JOIN architectures a USING (arch_id)
-            {'WHERE ' + ' AND '.join(where) if where else ''}""",
-        store.conn, params=params)
+    df = measurements.provenance_frame(store, device_ids, arch_ids)
     records = {rid: json.loads(rid) for rid in df["record_json"].unique()}
     for field in FINGERPRINT:
         df[field] = [records[r].get(field) for r in df["record_json"]]
@@ -105,16 +92,4 @@ def history(store: Store, arch_ids: Sequence[str], device_id: str | None = None)
     if not arch_ids:
         return pd.DataFrame(columns=["arch_id", "device_name", "protocol", "state", "latency_ms", "latency_cv",
                                      "repeats", "peak_memory_mb", "infeasible", "measured_at"])
-    ph = ",".join("?" * len(arch_ids))
-    dev = " AND device_id = ?" if device_id else ""
-    extra = [device_id] if device_id else []
-    return pd.read_sql_query(
-        f"""SELECT arch_id, d.name AS device_name, protocol, state, latency_ms, latency_cv, repeats, peak_memory_mb,
-                   infeasible, measured_at FROM (
-                SELECT arch_id, device_id, protocol, 'current' AS state, latency_ms, latency_cv, repeats,
-                       peak_memory_mb, infeasible, measured_at FROM measurements WHERE arch_id IN ({ph}){dev}
-                UNION ALL
-                SELECT arch_id, device_id, protocol, 'earlier' AS state, latency_ms, latency_cv, repeats,
-                       peak_memory_mb, infeasible, measured_at FROM measurement_history WHERE arch_id IN ({ph}){dev}
-            ) JOIN devices d USING (device_id) ORDER BY arch_id, device_name, protocol, measured_at DESC""",
-        store.conn, params=[*arch_ids, *extra, *arch_ids, *extra])
+    return measurements.history_frame(store, arch_ids, device_id)

@@ -5,7 +5,7 @@ For each run, the evaluations in order (``run_members.eval_index``) are replayed
 after the previous checkpoint + the evaluations since), which equals the front of the first k
 (anything dominated earlier stays dominated), so a 50,000-evaluation run costs ~200 small pymoo
 sorts instead of 50,000. Hypervolume is pymoo's, normalised as the search does it
-(:func:`lts.search.objectives.hv_reference`): by default the runs of one device (with the same
+(:func:`lts.objectives.hv_reference`): by default the runs of one device (with the same
 objectives) share one reference (:func:`lts.search.runner.common_scales`), so evolution and random
 search on that device read on one scale; runs on other devices keep their own box, since a
 latency scale of one device says nothing about another.
@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 
 from lts.decide.fronts import objective_array
-from lts.search.objectives import hv_reference
-from lts.search.pareto import hypervolume, pareto_mask
+from lts.objectives import hv_reference
+from lts.pareto import hypervolume, pareto_mask
 from lts.search.runner import common_scales, max_decoder_params
 from lts.space.ranges import SearchSpace
+from lts.store import reads
+from lts.store.runs import progress_of_row
 from lts.store.db import Store
 
 HISTORY_COLUMNS = ["run_id", "label", "strategy", "device_name", "n_evaluated", "elapsed_s", "hypervolume",
@@ -45,12 +47,7 @@ class HistorySettings:
 
 def run_evaluations(store: Store, run: Mapping[str, Any]) -> pd.DataFrame:
     """A run's evaluations in order with objectives, feasibility and estimated seconds since its start."""
-    df = pd.read_sql_query(
-        """SELECT m.eval_index, m.feasible, a.decoder_params, x.latency_ms, x.peak_memory_mb, x.measured_at
-           FROM run_members m JOIN architectures a USING (arch_id)
-           LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = ? AND x.protocol = ?
-           WHERE m.run_id = ? ORDER BY m.eval_index""",
-        store.conn, params=[run["device_id"], run["protocol"], run["run_id"]])
+    df = reads.run_evaluations_frame(store, run["run_id"], run["device_id"], run["protocol"])
     start, end = float(run["created_at"]), float(run["updated_at"]) + 1.0
     t = df["measured_at"].where(df["measured_at"].between(start, end)) - start
     if t.notna().any():
@@ -104,7 +101,7 @@ def quality_history(store: Store, run_ids: Sequence[str], settings: HistorySetti
     otherwise each run uses the scales it recorded while searching, so its last point equals the
     hypervolume the search reported.
     """
-    runs = [r for r in store.runs() if r["run_id"] in set(run_ids) and r["strategy"] != "darts"]
+    runs = [r for r in store.runs() if r["run_id"] in set(run_ids)]
     evals = {r["run_id"]: run_evaluations(store, r) for r in runs}
     objectives = {r["run_id"]: tuple(json.loads(r["objectives_json"])) for r in runs}
     scales: dict[str, dict[str, float]] = {}
@@ -117,7 +114,7 @@ def quality_history(store: Store, run_ids: Sequence[str], settings: HistorySetti
             scales.update({r["run_id"]: common for r in group})
     else:
         for r in runs:
-            own = json.loads(r["state_json"] or "{}").get("hv_scales")
+            own = progress_of_row(r).get("hv_scales")
             if own is None:
                 rows = [evals[r["run_id"]][["feasible", "latency_ms", "peak_memory_mb"]].to_dict("records")]
                 own = common_scales(rows, objectives[r["run_id"]], SearchSpace.from_dict(json.loads(r["space_json"])))

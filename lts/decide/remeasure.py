@@ -6,16 +6,15 @@
 new value and the old one stays available side by side.
 
 The dashboard queues a request (a ``remeasure_jobs`` row) and runs it in a detached
-``lts remeasure --job JOB_ID`` process (:func:`lts.search.session.spawn_detached`), so it survives
-the browser session. All measuring goes through :func:`measure_on_host`, the one place where the
+``lts remeasure --job JOB_ID`` process (:func:`lts.jobs.process.spawn_detached`), so it survives
+the browser session; the job follows the one lifecycle of :mod:`lts.jobs.lifecycle` (its status
+changes go through :mod:`lts.store.jobs`, kind ``REMEASURE``). All measuring goes through :func:`measure_on_host`, the one place where the
 host's measuring resources are taken (a host-wide lock belongs there).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -27,12 +26,18 @@ import pandas as pd
 
 from lts.decide.provenance import protocol_from_key
 from lts.errors import LtsError
+from lts.jobs import lifecycle
 from lts.space.config import Config, config_from_json
+from lts.store import jobs as store_jobs
+from lts.store import measurements as store_measurements
+from lts.store import reads
 from lts.store.db import Store
+from lts.store.measurements import MEASUREMENT_FIELDS  # noqa: F401  importable from here, as before
 
 MeasureFn = Callable[[Config], Mapping[str, Any]]
-MEASUREMENT_FIELDS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb",
-                      "infeasible", "seconds", "measured_at")
+REMEASURE = store_jobs.REMEASURE
+JOB_COLUMNS = ["job_id", "device_name", "protocol", "arch_ids_json", "status", "n_done", "message", "pid", "host",
+               "created_at", "updated_at", "n_archs"]
 
 
 @dataclass(frozen=True)
@@ -68,43 +73,35 @@ def choose_protocols(store: Store, arch_ids: Sequence[str], device_name: str, ke
 
     if key is not None:
         return {a: key for a in arch_ids}
-    rows = store.query(
-        f"""SELECT x.arch_id, x.protocol FROM measurements x JOIN devices d USING (device_id)
-            WHERE d.name = ? AND x.arch_id IN ({','.join('?' * len(arch_ids))}) ORDER BY x.measured_at""",
-        [device_name, *arch_ids])
-    latest = {r["arch_id"]: r["protocol"] for r in rows}
+    latest = store_measurements.latest_protocols(store, device_name, arch_ids)
     return {a: latest.get(a, Protocol().key) for a in arch_ids}
 
 
 def replace_measurement(store: Store, new: Mapping[str, Any], job_id: str | None = None) -> None:
     """Keep the current row for (arch, device, protocol) in the history and store ``new`` in its place."""
-    key = (new["arch_id"], new["device_id"], new["protocol"])
-    with store.write() as conn:
-        conn.execute(
-            f"""INSERT OR IGNORE INTO measurement_history ({','.join(MEASUREMENT_FIELDS)}, replaced_at, job_id)
-                SELECT {','.join(MEASUREMENT_FIELDS)}, ?, ? FROM measurements
-                WHERE arch_id = ? AND device_id = ? AND protocol = ?""", (time.time(), job_id, *key))
-        conn.execute("DELETE FROM measurements WHERE arch_id = ? AND device_id = ? AND protocol = ?", key)
-        store.insert_measurement(conn, {**new, "measured_at": new.get("measured_at") or time.time()})
+    store_measurements.replace(store, new, job_id)
 
 
 def _configs(store: Store, arch_ids: Sequence[str]) -> dict[str, Config]:
-    rows = store.query(f"SELECT arch_id, config_json FROM architectures WHERE arch_id IN ({','.join('?' * len(arch_ids))})",
-                       list(arch_ids))
-    found = {r["arch_id"]: config_from_json(r["config_json"]) for r in rows}
+    found = {a: config_from_json(c) for a, c in reads.architecture_configs(store, arch_ids).items()}
     missing = [a for a in arch_ids if a not in found]
     if missing:
         raise LtsError(f"no architecture {missing[0]!r} in {store.path}")
     return found
 
 
-def _set_job(store: Store, job_id: str | None, **fields: Any) -> None:
-    if job_id is None:
-        return
-    sets = ", ".join(f"{k} = ?" for k in fields)
-    with store.write() as conn:
-        conn.execute(f"UPDATE remeasure_jobs SET {sets}, updated_at = ? WHERE job_id = ?",
-                     (*fields.values(), time.time(), job_id))
+def _update_job(store: Store, job_id: str | None, **fields: Any) -> None:
+    if job_id is not None:
+        store_jobs.update(store, REMEASURE, job_id, **fields)
+
+
+def _end_job(store: Store, job_id: str | None, status: str, message: str) -> None:
+    if job_id is not None:
+        store_jobs.transition(store, REMEASURE, job_id, status, message=message)
+
+
+def _cancel_requested(store: Store, job_id: str | None) -> bool:
+    return job_id is not None and store_jobs.get(store, REMEASURE, job_id)["status"] == lifecycle.CANCELLING
 
 
 QUEUED = "queued (position "  # remeasure_jobs.message while the job waits for the host, as runs show it
@@ -118,13 +115,10 @@ def job_queue_reporter(store: Store, job_id: str) -> Callable[[int], None]:
     def on_wait(position: int) -> None:
         if position == shown["position"]:
             return  # called on every poll: write only changes
-        with store.write() as conn:
-            if position > 0:
-                conn.execute("UPDATE remeasure_jobs SET message = ?, updated_at = ? WHERE job_id = ?",
-                             (f"{QUEUED}{position})", time.time(), job_id))
-            else:
-                conn.execute("UPDATE remeasure_jobs SET message = NULL, updated_at = ? WHERE job_id = ?"
-                             " AND message LIKE ?", (time.time(), job_id, QUEUED + "%"))
+        if position > 0:
+            store_jobs.update(store, REMEASURE, job_id, message=f"{QUEUED}{position})")
+        elif (store_jobs.get(store, REMEASURE, job_id)["message"] or "").startswith(QUEUED):
+            store_jobs.update(store, REMEASURE, job_id, message=None)
         shown["position"] = position
 
     return on_wait
@@ -143,7 +137,8 @@ def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None
     by_protocol: dict[str, list[str]] = defaultdict(list)
     for arch_id in request.arch_ids:
         by_protocol[protocols[arch_id]].append(arch_id)
-    _set_job(store, job_id, status="running", pid=os.getpid(), host=socket.gethostname())
+    if job_id is not None:  # this process runs the job now (refused while another live one does)
+        store_jobs.claim(store, REMEASURE, job_id)
     done, keys = 0, []
     on_wait = job_queue_reporter(store, job_id) if job_id is not None else None
     try:
@@ -155,8 +150,7 @@ def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None
                 record = detect_device(request.device_name, kind=protocol.kind, threads=protocol.threads).to_dict()
             else:  # an injected measure function: the key need not name a real protocol
                 record = dict(device)
-            with store.write() as conn:
-                store.upsert_device(conn, record)
+            store_measurements.save_device(store, record)
             cfgs = [configs[a] for a in ids]
             results = (iter(dict(measure(c)) for c in cfgs) if measure is not None
                        else measure_on_host(_device_record(record), protocol_from_key(key), cfgs, request.timeout_s,
@@ -167,13 +161,16 @@ def remeasure(store: Store, request: RemeasureRequest, measure: MeasureFn | None
                 replace_measurement(store, row, job_id)
                 keys.append((cfg.arch_id, record["device_id"], key))
                 done += 1
-                _set_job(store, job_id, n_done=done)
+                _update_job(store, job_id, n_done=done)
                 if on_result is not None:
                     on_result(row)
+                if _cancel_requested(store, job_id):
+                    _end_job(store, job_id, lifecycle.CANCELLED, f"cancelled after {done} re-measured")
+                    return side_by_side(store, keys)
     except BaseException as exc:
-        _set_job(store, job_id, status="failed", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        _end_job(store, job_id, lifecycle.FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise
-    _set_job(store, job_id, status="finished", message=f"{done} re-measured")
+    _end_job(store, job_id, lifecycle.FINISHED, f"{done} re-measured")
     return side_by_side(store, keys)
 
 
@@ -188,10 +185,7 @@ def side_by_side(store: Store, keys: Sequence[tuple[str, str, str]]) -> pd.DataF
     rows = []
     for arch_id, device_id, protocol in keys:
         new = store.measurement(arch_id, device_id, protocol)
-        old = store.query(
-            "SELECT * FROM measurement_history WHERE arch_id = ? AND device_id = ? AND protocol = ?"
-            " ORDER BY measured_at DESC LIMIT 1", (arch_id, device_id, protocol))
-        old = old[0] if old else {}
+        old = store_measurements.last_replaced(store, arch_id, device_id, protocol) or {}
         new = new or {}
         row = {"arch_id": arch_id, "device_id": device_id, "protocol": protocol}
         for field in ("latency_ms", "latency_cv", "repeats", "peak_memory_mb", "infeasible", "measured_at"):
@@ -204,52 +198,47 @@ def side_by_side(store: Store, keys: Sequence[tuple[str, str, str]]) -> pd.DataF
 
 def queue_remeasure(store: Store, db_path: str | Path, request: RemeasureRequest) -> str:
     """Record a request and start ``lts remeasure --job`` detached; returns the job id."""
-    from lts.search.session import spawn_detached
+    from lts.jobs import process
 
     _configs(store, request.arch_ids)  # unknown ids fail here, in the caller, not in a background log
     if request.protocol is not None:
         protocol_from_key(request.protocol)
     job_id = uuid.uuid4().hex[:12]
-    now = time.time()
-    with store.write() as conn:
-        conn.execute(
-            "INSERT INTO remeasure_jobs (job_id, device_name, protocol, arch_ids_json, status, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (job_id, request.device_name.strip(), request.protocol, json.dumps(list(request.arch_ids)), "queued", now, now))
+    store_measurements.create_remeasure_job(store, job_id, request.device_name.strip(), request.protocol,
+                                            request.arch_ids, lifecycle.QUEUED)
     args = ["remeasure", *request.arch_ids, "--device-name", request.device_name.strip(), "--db", str(db_path),
             "--job", job_id, "--timeout", str(request.timeout_s)]
     if request.protocol:
         args += ["--protocol", request.protocol]
-    pid = spawn_detached(args, db_path, f"remeasure-{job_id}.log")
-    _set_job(store, job_id, pid=pid)
+    try:
+        pid = process.spawn_detached(args, db_path, f"remeasure-{job_id}.log")
+    except OSError as exc:  # else the job would read as being launched until STARTING_S passes
+        store_jobs.transition(store, REMEASURE, job_id, lifecycle.FAILED, message=f"could not start its process: {exc}")
+        raise LtsError(f"re-measure job {job_id}: could not start its process ({exc})") from None
+    store_jobs.update(store, REMEASURE, job_id, pid=pid)
     return job_id
 
 
 def jobs(store: Store) -> pd.DataFrame:
-    """Re-measure requests, newest first; a running job whose process is gone reads 'stopped'."""
-    from lts.search.session import process_alive
+    """Re-measure requests, newest first, with their effective status (:func:`lts.jobs.lifecycle.effective_status`:
+    an active job whose process is gone reads 'stopped'; one being launched reads 'queued')."""
+    rows = store_measurements.remeasure_job_rows(store)
+    for r in rows:
+        r["status"] = lifecycle.effective_status(r)
+        r["n_archs"] = len(store_measurements.RemeasureJob.from_row(r).arch_ids)
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
-    df = pd.read_sql_query("SELECT * FROM remeasure_jobs ORDER BY created_at DESC", store.conn)
-    if len(df):
-        dead = df["status"].isin(["queued", "running"]) & ~df["pid"].map(
-            lambda p: process_alive(int(p)) if pd.notna(p) else False)
-        stale = dead & (time.time() - df["updated_at"] > 10)  # a just-queued job may not have its pid yet
-        df.loc[stale, "status"] = "stopped"
-        df["n_archs"] = df["arch_ids_json"].map(lambda s: len(json.loads(s)))
-    return df
+
+def cancel_job(store: Store, job_id: str) -> str:
+    """Ask a re-measure job to stop after its current measurement (one with no live process is cancelled
+    at once); returns its new status."""
+    return store_jobs.cancel(store, REMEASURE, job_id)
 
 
 def job_keys(store: Store, job_id: str) -> list[tuple[str, str, str]]:
     """The (arch, device, protocol) keys a job has measured so far (also those never measured before)."""
-    job = store.query("SELECT * FROM remeasure_jobs WHERE job_id = ?", (job_id,))
-    if not job:
-        raise LtsError(f"no re-measure job {job_id!r} in {store.path}")
-    ids = json.loads(job[0]["arch_ids_json"])
-    rows = store.query(
-        f"""SELECT x.arch_id, x.device_id, x.protocol FROM measurements x JOIN devices d USING (device_id)
-            WHERE d.name = ? AND x.measured_at >= ? AND x.arch_id IN ({','.join('?' * len(ids))})
-            ORDER BY x.measured_at""", [job[0]["device_name"], job[0]["created_at"], *ids])
-    return [(r["arch_id"], r["device_id"], r["protocol"]) for r in rows]
+    job = store_measurements.remeasure_job(store, job_id)
+    return store_measurements.measured_since(store, job.device_name, job.created_at, job.arch_ids)
 
 
 def this_host_devices(store: Store) -> list[str]:

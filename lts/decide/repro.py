@@ -10,7 +10,6 @@ two runs follow the same path; on another device they differ exactly where the d
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, Callable, Mapping
 
@@ -18,6 +17,8 @@ import pandas as pd
 
 from lts.errors import LtsError
 from lts.search.runner import create_run, settings_of
+from lts.store import runs as store_runs
+from lts.store.runs import settings_of_row
 from lts.store.db import Store
 
 
@@ -30,9 +31,7 @@ def reproduce_run(store: Store, source_run_id: str, device_name: str | None = No
     passes a record instead (tests, or measuring elsewhere). A proxy-only run needs neither.
     """
     source = store.run(source_run_id)
-    if source["strategy"] == "darts":
-        raise LtsError(f"run {source_run_id} is a differentiable search (lts darts): re-run it with lts darts")
-    state = json.loads(source["state_json"] or "{}")
+    state = settings_of_row(source)
     settings = settings_of(source)
     protocol = state.get("protocol")
     if settings.needs_measurement and device is None:
@@ -46,20 +45,17 @@ def reproduce_run(store: Store, source_run_id: str, device_name: str | None = No
             raise LtsError("a device name is required to re-run a search that measures latency or memory")
         device = detect_device(device_name.strip(), kind=protocol.get("kind", "cpu"),
                                threads=int(protocol.get("threads", 1))).to_dict()
-    extra: dict[str, Any] = {"reproduces": source_run_id}
+    extra: dict[str, Any] = {}
     if protocol is not None:
         extra["protocol"] = protocol
     return create_run(store, settings, dict(device) if device is not None and settings.needs_measurement else None,
-                      source["protocol"] if settings.needs_measurement else None, state=extra, admit=admit)
+                      source["protocol"] if settings.needs_measurement else None, state=extra, admit=admit,
+                      reproduces=source_run_id)
 
 
 def reproductions(store: Store) -> pd.DataFrame:
     """(run_id, reproduces) for every run created by :func:`reproduce_run`."""
-    rows = []
-    for r in store.query("SELECT run_id, state_json FROM runs WHERE state_json LIKE '%reproduces%'"):
-        source = json.loads(r["state_json"] or "{}").get("reproduces")
-        if source:
-            rows.append({"run_id": r["run_id"], "reproduces": source})
+    rows = [{"run_id": run_id, "reproduces": source} for run_id, source in store_runs.reproductions(store)]
     return pd.DataFrame(rows, columns=["run_id", "reproduces"])
 
 

@@ -5,8 +5,9 @@
 * :mod:`lts.flexibert.model` -- the PyTorch builder (each operation defined there, with its source);
   :mod:`lts.flexibert.params` -- analytic parameter counts.
 * :mod:`lts.flexibert.records` -- benchmark files (records JSON/JSON.gz, published proxy CSV).
-* :mod:`lts.flexibert.proxies` -- every applicable proxy on these encoders;
-  :mod:`lts.flexibert.benchmark` -- the ranking table against GLUE (``lts proxies benchmark flexibert``).
+* :mod:`lts.flexibert.benchmark` -- the ranking table against GLUE (``lts proxies benchmark flexibert``) of
+  every proxy the one registry (:mod:`lts.proxies.registry`) declares for these encoders (what differs from
+  the language models' proxies: :mod:`lts.proxies.encoders`).
 """
 
 from lts.flexibert.config import FlexiBertConfig, LayerConfig, config_from_dict

@@ -1,9 +1,9 @@
 """The FlexiBERT benchmark table: every applicable proxy ranked against GLUE, beside the published ones.
 
 ``run()`` takes a benchmark file (default: the shipped development half, 250 architectures), computes
-every proxy of :mod:`lts.flexibert.proxies` on the models as specified (or reads the shipped result
-file, ``lts/data/flexibert/proxy_values.json``, when it covers the request), and returns the rows of
-:mod:`lts.flexibert.ranking`, in this order:
+every proxy the registry declares for the ``flexibert`` family (see :mod:`lts.proxies.encoders`) on the
+models as specified (or reads the shipped result file, ``lts/data/flexibert/proxy_values.json``, when it
+covers the request), and returns the rows of :mod:`lts.flexibert.ranking`, in this order:
 
 1. ``lts`` rows: each proxy's Spearman / Kendall with 95% bootstrap intervals, top-10% overlap and
    seconds per architecture on this machine (model-based proxies include the seeded model build);
@@ -31,15 +31,16 @@ import numpy as np
 import torch
 
 from lts.errors import LtsError
-from lts.flexibert import proxies as fp
-from lts.flexibert.config import config_from_dict
+from lts.flexibert.config import FAMILY, config_from_dict
 from lts.flexibert.params import published_count
 from lts.flexibert.ranking import (N_FOLDS, ROW_KEYS, cross_validated_alpha, fit_alpha, metric_rows,
                                    reference_rows)
 from lts.flexibert.records import (DATA_DIR, SHIPPED_PUBLISHED, SHIPPED_RECORDS, BenchmarkRecord,
                                    check_published_glue, load_published, load_records, published_columns)
-from lts.proxies import zerolm
+from lts.proxies import encoders, zerolm
 from lts.proxies.compare import read_json_cache
+from lts.proxies.compute import EncoderProxySettings, score
+from lts.proxies.registry import for_family, select
 from lts.validate.correlations import BootstrapSettings
 
 CACHE_FILE = DATA_DIR / "proxy_values.json"
@@ -47,6 +48,7 @@ CACHE_COMMAND = "lts proxies benchmark flexibert --recompute --write-cache"
 CV_NAME = "zerolm_cv"
 DEVFIT_NAME = "zerolm_devfit"
 Progress = Callable[[int, int], None]
+PROXIES = for_family(FAMILY)  # every proxy that applies to FlexiBERT encoders, in order
 
 
 @dataclass
@@ -65,20 +67,20 @@ def _round(x: float, digits: int) -> float:
     return float(f"{x:.{digits}g}") if np.isfinite(x) else x
 
 
-def compute_values(records: Sequence[BenchmarkRecord], specs: Sequence[Any], settings: fp.EncoderProxySettings,
+def compute_values(records: Sequence[BenchmarkRecord], specs: Sequence[Any], settings: EncoderProxySettings,
                    corpus: str | None = None, progress: Progress | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """Every proxy of ``specs`` on every record's model as specified; returns the per-record values and
     where the token batch came from."""
-    batch = fp.encoder_batch(settings, corpus) if any(s.needs_data for s in specs) else None
+    batch = encoders.encoder_batch(settings, corpus) if any(s.needs_data for s in specs) else None
     tokens = batch.tokens if batch is not None else None
     if any(s.needs_model for s in specs) and records:
         # Warm-up, not recorded: torch's lazy initialisation and the data-free alpha are paid once per
         # process, not by one architecture.
-        fp.heuristic_alpha()
-        fp.score(records[0].config, specs, tokens, settings)
+        encoders.heuristic_alpha()
+        score(records[0].config, specs, tokens, settings)
     out = []
     for i, r in enumerate(records):
-        s = fp.score(r.config, specs, tokens, settings)
+        s = score(r.config, specs, tokens, settings)
         out.append({"id": r.id, "arch_id": r.config.arch_id, "glue": r.glue, "describe": r.config.describe(),
                     "values": {k: _round(v, 10) for k, v in s.values.items()},
                     "seconds": {k: _round(v, 4) for k, v in s.seconds.items()}})
@@ -88,10 +90,10 @@ def compute_values(records: Sequence[BenchmarkRecord], specs: Sequence[Any], set
 
 
 def _specs(proxies: Sequence[str] | str | None) -> list[Any]:
-    specs = fp.select(proxies)
+    specs = select(proxies, FAMILY)
     names = [s.name for s in specs]
     if "zerolm" in names:  # the fitted-alpha rows need the two terms; they share zerolm's model build
-        specs += [fp.PROXIES[n] for n in ("zerolm_ffn", "zerolm_attn") if n not in names]
+        specs += [PROXIES[n] for n in ("zerolm_ffn", "zerolm_attn") if n not in names]
     return specs
 
 
@@ -112,7 +114,7 @@ def write_cache(result: BenchmarkResult, path: Path = CACHE_FILE) -> None:
     tmp.replace(path)
 
 
-def _cache_covers(doc: Mapping[str, Any] | None, settings: fp.EncoderProxySettings, names: Sequence[str]) -> bool:
+def _cache_covers(doc: Mapping[str, Any] | None, settings: EncoderProxySettings, names: Sequence[str]) -> bool:
     return (doc is not None and doc.get("settings") == settings.to_dict() and doc.get("corpus") is None
             and set(names) <= set(doc.get("proxies", [])))
 
@@ -122,7 +124,7 @@ def _parts(recs: Sequence[Mapping[str, Any]]) -> list[zerolm.ZeroLMParts]:
     return [zerolm.ZeroLMParts(r["values"]["zerolm_ffn"], r["values"]["zerolm_attn"]) for r in recs]
 
 
-def dev_alpha(settings: fp.EncoderProxySettings, cache: Path = CACHE_FILE) -> tuple[float, set[tuple[int, str]]]:
+def dev_alpha(settings: EncoderProxySettings, cache: Path = CACHE_FILE) -> tuple[float, set[tuple[int, str]]]:
     """The alpha fitted on the whole shipped development half (from the result file when it matches the
     settings, else from freshly built models), and the (id, arch_id) pairs it was fitted on."""
     doc = load_cache(cache)
@@ -130,14 +132,14 @@ def dev_alpha(settings: fp.EncoderProxySettings, cache: Path = CACHE_FILE) -> tu
         recs = [r for r in doc["records"] if r["glue"] is not None]  # type: ignore[index]
     else:
         dev = [r for r in load_records(SHIPPED_RECORDS) if r.glue is not None]
-        recs, _ = compute_values(dev, [fp.PROXIES["zerolm_ffn"], fp.PROXIES["zerolm_attn"]], settings)
+        recs, _ = compute_values(dev, [PROXIES["zerolm_ffn"], PROXIES["zerolm_attn"]], settings)
     alpha = fit_alpha(_parts(recs), [r["glue"] for r in recs])
     return alpha, {(r["id"], r["arch_id"]) for r in recs}
 
 
 # -- the table ----------------------------------------------------------------------------
 def build_rows(records: Sequence[Mapping[str, Any]], published: Mapping[int, Mapping[str, float]] | None,
-               settings: fp.EncoderProxySettings, bootstrap: BootstrapSettings,
+               settings: EncoderProxySettings, bootstrap: BootstrapSettings,
                cache: Path = CACHE_FILE) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The table's rows and the alpha report, from per-record values (records without GLUE are left out)."""
     scored = [r for r in records if r["glue"] is not None]
@@ -150,7 +152,7 @@ def build_rows(records: Sequence[Mapping[str, Any]], published: Mapping[int, Map
     alpha: dict[str, Any] = {}
     notes: dict[str, str] = {}
     if "zerolm" in names:
-        alpha["data_free"] = fp.heuristic_alpha()
+        alpha["data_free"] = encoders.heuristic_alpha()
         notes["zerolm"] = f"data-free alpha {alpha['data_free']:.3g} (self-parameter heuristic)"
         notes["zerolm_analytic"] = notes["zerolm"]
     if "zerolm_ffn" in names and "zerolm_attn" in names:
@@ -205,7 +207,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def run(data: str | Path | None = None, published: str | Path | None = None, proxies: Sequence[str] | str | None = None,
-        settings: fp.EncoderProxySettings = fp.EncoderProxySettings(), bootstrap: BootstrapSettings = BootstrapSettings(),
+        settings: EncoderProxySettings = EncoderProxySettings(), bootstrap: BootstrapSettings = BootstrapSettings(),
         recompute: bool = False, limit: int | None = None, corpus: str | None = None, cache: Path = CACHE_FILE,
         progress: Progress | None = None) -> BenchmarkResult:
     """The benchmark table for a records file (``None``: the shipped development half).

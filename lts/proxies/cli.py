@@ -168,7 +168,9 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     import torch
 
     from lts.flexibert import benchmark as fb
-    from lts.flexibert.proxies import EncoderProxySettings, select
+    from lts.flexibert.config import FAMILY
+    from lts.proxies.compute import EncoderProxySettings
+    from lts.proxies.registry import select
     from lts.validate.correlations import BootstrapSettings
 
     if args.write_cache is not None and (args.data or args.limit is not None or args.proxies or args.published
@@ -177,7 +179,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
                        "--limit, --proxies and --corpus")
     if args.bootstrap < 0:
         raise LtsError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    select(args.proxies)  # validates the names before any work
+    select(args.proxies, FAMILY)  # validates the names before any work
     settings = EncoderProxySettings(batch=args.batch, seq_len=args.seq_len, seed=args.seed)
     boot = BootstrapSettings(n_resamples=args.bootstrap, seed=args.seed)
     show = not args.no_progress and args.format == "table"
@@ -253,7 +255,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--published", metavar="FILE.csv",
                    help="published proxy columns to rank beside lts's (default: the shipped CSV for the shipped data)")
     b.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    b.add_argument("--proxies", help="comma list of proxies (default: all; see lts.flexibert.proxies)")
+    b.add_argument("--proxies", help="comma list of proxies (default: all; see lts.proxies.encoders)")
     b.add_argument("--limit", type=int, help="only the first N records (computed live)")
     b.add_argument("--recompute", action="store_true", help="recompute instead of reading the shipped result file")
     b.add_argument("--write-cache", nargs="?", const="", metavar="PATH",

@@ -36,6 +36,7 @@ from lts.proxies.compute import ProxySettings, score
 from lts.proxies.registry import PROXIES, ProxySpec, select
 from lts.proxies.tokens import Batch, corpus_batch, validation_batch
 from lts.space.config import Config, config_from_json
+from lts.store import validations
 
 CACHE_FILE = Path(__file__).resolve().parent.parent / "data" / "proxy_reference.json"
 CACHE_COMMAND = "lts proxies compare --reference --recompute --write-cache"
@@ -244,18 +245,17 @@ def compare_reference(
 # -- our validation runs ------------------------------------------------------------------
 def validation_run(store: Any, validation_id: str | None) -> dict[str, Any]:
     """The run named (or, with ``None``, the latest one); one-line errors when there is none."""
-    tables = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "validation_runs" not in tables:
+    if not validations.has_tables(store):
         raise LtsError(f"{store.path}: no validation runs yet (this database predates them); run lts validate first")
+    every = validations.list_all(store)  # newest first
     if validation_id is None:
-        runs = store.query("SELECT * FROM validation_runs ORDER BY created_at DESC LIMIT 1")
-        if not runs:
+        if not every:
             raise LtsError(f"{store.path}: no validation run yet; train some architectures with lts validate first")
-        return runs[0]
-    runs = store.query("SELECT * FROM validation_runs WHERE validation_id = ?", (validation_id,))
-    if not runs:
+        return every[0].to_dict()
+    run = next((v for v in every if v.validation_id == validation_id), None)
+    if run is None:
         raise LtsError(f"{store.path}: no validation run {validation_id!r}")
-    return runs[0]
+    return run.to_dict()
 
 
 def compare_validation(
@@ -269,12 +269,7 @@ def compare_validation(
     """Rows for one validation run's finished architectures (``None``: the latest run)."""
     run = validation_run(store, validation_id)
     vid = run["validation_id"]
-    done = store.query(
-        """SELECT r.arch_id, r.valid_ppl, a.config_json FROM validation_results r
-           JOIN architectures a USING (arch_id)
-           WHERE r.validation_id = ? AND r.valid_ppl IS NOT NULL ORDER BY r.position""",
-        (vid,),
-    )
+    done = [r for r in validations.results(store, vid) if r["valid_ppl"] is not None]  # in position order
     if len(done) < 2:
         raise LtsError(f"validation run {vid} has {len(done)} finished architecture(s); a ranking needs at least 2")
     specs = select(",".join(proxies) if proxies else None)

@@ -12,6 +12,10 @@ how much the rankings move on a subset.
 Seconds per architecture: the analytic proxies are timed alone; a model-based proxy is charged
 its own time plus the model build (once per architecture), i.e. what it costs when it is the
 only proxy computed. The token batch is read once for all architectures and is not charged.
+
+FlexiBERT encoders (family ``flexibert``) go through the same :func:`score`, with
+:class:`EncoderProxySettings` (no vocabulary reduction: the encoders' 30522 tokens are cheap, and the
+batch's ids are already inside it) and :func:`lts.flexibert.model.build_flexibert` as the builder.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any, Sequence
 import torch
 
 from lts.errors import LtsError
+from lts.flexibert.config import FAMILY as FLEXIBERT
+from lts.flexibert.model import build_flexibert
 from lts.models import build_model
 from lts.proxies.registry import ProxySpec
 from lts.proxies.tokens import fit_to_vocab
@@ -40,8 +46,7 @@ class ProxySettings:
     reduced_vocab: int = 256  # the byte-level batch's vocabulary
 
     def __post_init__(self) -> None:
-        if self.batch < 2:
-            raise LtsError(f"the token batch needs at least 2 sequences (jacob_cov, naswot compare them), got {self.batch}")
+        _check_batch(self.batch)
         if self.seq_len < 1:
             raise LtsError(f"sequence length must be >= 1, got {self.seq_len}")
         if self.reduced_vocab < 2:
@@ -49,6 +54,28 @@ class ProxySettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EncoderProxySettings:
+    """How the model-based proxies are computed on FlexiBERT encoders (recorded with every result)."""
+
+    batch: int = 16  # sequences
+    seq_len: int = 32  # tokens per sequence
+    seed: int = 0  # model init and batch offsets
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch)
+        if not 1 <= self.seq_len <= 512:
+            raise LtsError(f"sequence length must be 1..512 (the position table), got {self.seq_len}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_batch(batch: int) -> None:
+    if batch < 2:
+        raise LtsError(f"the token batch needs at least 2 sequences (jacob_cov, naswot compare them), got {batch}")
 
 
 @dataclass(frozen=True)
@@ -68,19 +95,29 @@ def proxy_config(cfg: Config, settings: ProxySettings) -> Config:
     return cfg.replace(vocab_size=vocab, cutoffs=cutoffs, tie_projs=cfg.tie_projs[: len(cutoffs) + 1])
 
 
-def score(cfg: Config, specs: Sequence[ProxySpec], tokens: torch.Tensor | None, settings: ProxySettings) -> Scored:
-    """Every proxy of ``specs`` for ``cfg``; data proxies need ``tokens`` ``(B, L)``."""
+def score(cfg: Any, specs: Sequence[ProxySpec], tokens: torch.Tensor | None,
+          settings: ProxySettings | EncoderProxySettings) -> Scored:
+    """Every proxy of ``specs`` for ``cfg`` (a language model's config, or a FlexiBERT encoder's with
+    :class:`EncoderProxySettings`); data proxies need ``tokens`` ``(B, L)``."""
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
     model = None
     build_s = 0.0
-    built = proxy_config(cfg, settings)
+    encoder = cfg.family == FLEXIBERT
+    for spec in specs:
+        if cfg.family not in spec.families:
+            raise LtsError(f"proxy {spec.name} ({', '.join(spec.families)}) does not apply to a {cfg.family} config")
+    built = cfg if encoder else proxy_config(cfg, settings)  # type: ignore[arg-type]
     if any(s.needs_model for s in specs):
         t0 = time.perf_counter()
-        model = build_model(built, seed=settings.seed)
-        model.eval()
+        if encoder:
+            model = build_flexibert(cfg, seed=settings.seed)  # in eval mode
+        else:
+            model = build_model(built, seed=settings.seed)
+            model.eval()
         build_s = time.perf_counter() - t0
-    batch = fit_to_vocab(tokens, built.vocab_size) if tokens is not None else None
+    # An encoder's batch is already inside its vocabulary (see lts.proxies.encoders.encoder_batch).
+    batch = fit_to_vocab(tokens, built.vocab_size) if tokens is not None and not encoder else tokens
     for spec in specs:
         if spec.needs_data and batch is None:
             raise ValueError(f"proxy {spec.name} needs a batch of tokens")

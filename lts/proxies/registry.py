@@ -1,26 +1,39 @@
 """Every training-free proxy lts knows, behind one interface.
 
-A :class:`ProxySpec` says what a proxy needs (a built model? a batch of tokens? gradients?) and
-which way it points; its ``fn(config, model, tokens)`` returns one float. Analytic proxies ignore
-``model`` and ``tokens``; the others get a model built by :func:`lts.models.build_model` with a
-fixed seed, and a fixed batch (:mod:`lts.proxies.tokens`). :mod:`lts.proxies.compute` does the
-building and timing.
+A :class:`ProxySpec` says what a proxy needs (a built model? a batch of tokens? gradients?), which
+way it points and which config families it applies to; its ``fn(config, model, tokens)`` returns
+one float. Analytic proxies ignore ``model`` and ``tokens``; the others get a model built with a
+fixed seed (:func:`lts.models.build_model`, or :func:`lts.flexibert.model.build_flexibert` for
+FlexiBERT encoders) and a fixed batch (:mod:`lts.proxies.tokens`). :mod:`lts.proxies.compute` does
+the building and timing.
+
+A name may have one spec per family where the computation differs (``total_params`` of an encoder,
+ZeroLM's alpha, see :mod:`lts.proxies.encoders`); the zero-cost proxies are one spec for every
+family. :func:`for_family` gives a family's proxies, in registry order; :data:`PROXIES` are the
+language models' (``gpt2``, ``transxl``, ``darts``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from lts.errors import LtsError
-from lts.proxies import zero_cost, zerolm
-from lts.proxies.params import decoder_params, flops_per_token, total_params
-from lts.space.config import Config
+from lts.flexibert import params as encoder_counts
+from lts.flexibert.config import FAMILY as FLEXIBERT
+from lts.proxies import encoders, zero_cost, zerolm
+from lts.space.config import CONFIG_TYPES, Config
+from lts.space.counts import decoder_params, flops_per_token, total_params
 
 ProxyFn = Callable[[Config, Optional[nn.Module], Optional[torch.Tensor]], float]
+
+LM_FAMILIES: tuple[str, ...] = tuple(CONFIG_TYPES)  # gpt2, transxl, darts
+ENCODER_FAMILIES: tuple[str, ...] = (FLEXIBERT,)
+ALL_FAMILIES = LM_FAMILIES + ENCODER_FAMILIES
+_LABELS = {FLEXIBERT: "FlexiBERT "}  # in "unknown FlexiBERT proxy ..."
 
 
 @dataclass(frozen=True)
@@ -30,8 +43,9 @@ class ProxySpec:
     needs_model: bool  # an initialised model (False: computed from the config alone)
     needs_data: bool  # a batch of corpus tokens
     needs_grad: bool  # a backward pass
-    higher_is_better: bool  # True: a larger value should mean a lower perplexity
+    higher_is_better: bool  # True: a larger value should mean a lower perplexity (a higher GLUE score)
     summary: str
+    families: tuple[str, ...] = LM_FAMILIES  # the config families it applies to
 
     def metadata(self) -> dict[str, object]:
         return {"name": self.name, "needs_model": self.needs_model, "needs_data": self.needs_data,
@@ -50,51 +64,79 @@ def on_batch(f: Callable[[nn.Module, torch.Tensor], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(model, tokens))  # type: ignore[arg-type]
 
 
+def _encoder_zerolm(model: nn.Module) -> float:
+    return zerolm.weight_parts(model).score(encoders.heuristic_alpha())
+
+
+def _encoder_zerolm_analytic(cfg: Config) -> float:
+    return encoders.expected_parts(cfg).score(encoders.heuristic_alpha())  # type: ignore[arg-type]
+
+
+_LM, _ENC, _ALL = LM_FAMILIES, ENCODER_FAMILIES, ALL_FAMILIES
+# One table, in the order each family lists its proxies.
 _SPECS: tuple[ProxySpec, ...] = (
     ProxySpec("decoder_params", analytic(decoder_params), False, False, False, True,
-              "non-embedding parameters (the LTS proxy), analytic"),
+              "non-embedding parameters (the LTS proxy), analytic", _LM),
     ProxySpec("total_params", analytic(total_params), False, False, False, True,
-              "all parameters, tied tensors once, analytic"),
+              "all parameters, tied tensors once, analytic", _LM),
     ProxySpec("flops", analytic(flops_per_token), False, False, False, True,
-              "forward FLOPs per token of one segment, analytic"),
+              "forward FLOPs per token of one segment, analytic", _LM),
+    ProxySpec("total_params", analytic(encoder_counts.total_params), False, False, False, True,
+              "all parameters as specified (embeddings + encoder; per-record hidden size and FFN widths)", _ENC),
+    ProxySpec("encoder_params", analytic(encoder_counts.encoder_params), False, False, False, True,
+              "encoder-layer parameters (no embeddings), analytic", _ENC),
     ProxySpec("zerolm", on_model(zerolm.zerolm), True, False, False, True,
-              "ZeroLM: S_ffn + alpha*S_attn of ||W||_F^2/min(m,n) over per-head Q/K/V, O and FFN weights"),
+              "ZeroLM: S_ffn + alpha*S_attn of ||W||_F^2/min(m,n) over per-head Q/K/V, O and FFN weights", _LM),
+    ProxySpec("zerolm", on_model(_encoder_zerolm), True, False, False, True,
+              "ZeroLM S_ffn + alpha*S_attn, data-free alpha (self-parameter heuristic on the space)", _ENC),
     ProxySpec("zerolm_ffn", on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
-              "ZeroLM's FFN term S_ffn alone (alpha = 0)"),
+              "ZeroLM's FFN term S_ffn alone (alpha = 0)", _ALL),
     ProxySpec("zerolm_attn", on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
-              "ZeroLM's attention term S_attn alone"),
+              "ZeroLM's attention term S_attn alone", _ALL),
     ProxySpec("zerolm_analytic", analytic(zerolm.zerolm_expected), False, False, False, True,
-              "ZeroLM's expectation at lts's normal(0, 0.02) init, from the config"),
+              "ZeroLM's expectation at lts's normal(0, 0.02) init, from the config", _LM),
+    ProxySpec("zerolm_analytic", analytic(_encoder_zerolm_analytic), False, False, False, True,
+              "ZeroLM's expectation at the normal(0, 0.02) init, from the config", _ENC),
     ProxySpec("synflow", on_batch(zero_cost.synflow), True, True, True, True,
-              "sum theta*dR/dtheta with |weights|, R = sum of the pre-final-norm decoder output"),
+              "sum theta*dR/dtheta with |weights|, R = sum of the pre-final-norm decoder output", _ALL),
     ProxySpec("snip", on_batch(zero_cost.snip), True, True, True, True,
-              "sum |theta * dL/dtheta| over decoder parameters"),
+              "sum |theta * dL/dtheta| over decoder parameters", _ALL),
     ProxySpec("grad_norm", on_batch(zero_cost.grad_norm), True, True, True, True,
-              "sum of the L2 norms of dL/dtheta over decoder parameter tensors"),
+              "sum of the L2 norms of dL/dtheta over decoder parameter tensors", _ALL),
     ProxySpec("jacob_cov", on_batch(zero_cost.jacob_cov), True, True, True, True,
-              "-sum log(l+k)+1/(l+k) over eigenvalues of the per-sequence input-Jacobian correlation"),
+              "-sum log(l+k)+1/(l+k) over eigenvalues of the per-sequence input-Jacobian correlation", _ALL),
     ProxySpec("naswot", on_batch(zero_cost.naswot), True, True, False, True,
-              "log|det K| of FFN activation-pattern agreements (N - Hamming) between sequences"),
+              "log|det K| of FFN activation-pattern agreements (N - Hamming) between sequences", _ALL),
     ProxySpec("head_confidence", on_batch(zero_cost.head_confidence), True, True, False, True,
-              "sum over heads of the mean largest attention probability"),
+              "sum over heads of the mean largest attention probability", _ALL),
 )
 
-PROXIES: dict[str, ProxySpec] = {s.name: s for s in _SPECS}
+
+def for_family(family: str) -> dict[str, ProxySpec]:
+    """The proxies that apply to configs of ``family``, by name, in registry order."""
+    if family not in ALL_FAMILIES:
+        raise LtsError(f"unknown family {family!r}; choose from {', '.join(ALL_FAMILIES)}")
+    return {s.name: s for s in _SPECS if family in s.families}
 
 
-def names() -> list[str]:
-    return list(PROXIES)
+PROXIES: dict[str, ProxySpec] = for_family("gpt2")  # the language models' (every LM family has the same)
 
 
-def get(name: str) -> ProxySpec:
+def names(family: str = "gpt2") -> list[str]:
+    return list(for_family(family))
+
+
+def get(name: str, family: str = "gpt2") -> ProxySpec:
+    specs = for_family(family)
     try:
-        return PROXIES[name]
+        return specs[name]
     except KeyError:
-        raise LtsError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}") from None
+        raise LtsError(f"unknown {_LABELS.get(family, '')}proxy {name!r}; choose from {', '.join(specs)}") from None
 
 
-def select(spec: str | None) -> list[ProxySpec]:
-    """Proxies named in a comma list (``None`` or empty: all of them, in registry order)."""
+def select(spec: str | Sequence[str] | None, family: str = "gpt2") -> list[ProxySpec]:
+    """Proxies named in a comma list or sequence (``None`` or empty: all of ``family``'s, in registry order)."""
     if not spec:
-        return list(_SPECS)
-    return [get(n.strip()) for n in spec.split(",") if n.strip()]
+        return list(for_family(family).values())
+    parts = spec.split(",") if isinstance(spec, str) else spec
+    return [get(n.strip(), family) for n in parts if n.strip()]

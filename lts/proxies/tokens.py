@@ -3,10 +3,10 @@
 Two sources, behind one function each:
 
 * :func:`corpus_batch` -- UTF-8 *bytes* of a text corpus (ids 0..255, inside every lts vocabulary of
-  256 or more), read through ``lts.validate.corpus.load_corpus`` (the shipped Austen novels by
-  default, or any file/folder); without ``lts.validate`` it reads the text files itself.
+  256 or more), read through :func:`lts.text.corpus.load_corpus` (the shipped Austen novels by
+  default, or any file/folder).
 * :func:`validation_batch` -- the training token stream of a validation run (its own BPE ids, which
-  fit its architectures' vocabulary), through ``lts.validate.session.token_data``; ``None`` when
+  fit its architectures' vocabulary), through :func:`lts.text.tokenizer.token_data`; ``None`` when
   that is unavailable, so the caller can fall back to bytes.
 
 At initialisation a token id only selects a random embedding row, so the byte ids carry what the
@@ -15,7 +15,6 @@ proxies can use of the data (its repetition structure), whatever tokenizer train
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,10 +23,8 @@ import numpy as np
 import torch
 
 from lts.errors import LtsError
-
-SHIPPED_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
-SHARED_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"  # ../shared beside the checkout
-_TEXT = (".txt", ".txt.gz")
+from lts.text.corpus import load_corpus
+from lts.text.tokenizer import token_data
 
 
 @dataclass(frozen=True)
@@ -46,39 +43,10 @@ def stream_batch(stream: np.ndarray, batch: int, seq_len: int, seed: int) -> tor
     return torch.from_numpy(np.stack([np.asarray(stream[s : s + length], dtype=np.int64) for s in starts]))
 
 
-def _read_texts(path: Path) -> list[str]:
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(_TEXT)
-                   and not f.name.lower().startswith("readme")) if path.is_dir() else [path]
-    out = []
-    for f in files:
-        raw = f.read_bytes()
-        out.append((gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8", errors="replace"))
-    return out
-
-
 def corpus_texts(corpus: str | Path | None = None) -> tuple[list[str], str]:
-    """The documents of ``corpus`` (``None``: the shipped corpus, else ../shared/corpus) and a label.
-
-    The fallback reader (no ``lts.validate``) yields the same documents, in the same order, as
-    ``load_corpus`` for these folders, so the batch does not depend on which one read it.
-    """
-    try:
-        from lts.validate.corpus import load_corpus
-    except ImportError:  # lts.validate is optional for the proxies
-        load_corpus = None
-    if load_corpus is not None:
-        c = load_corpus(corpus)
-        return [d.text for d in c.documents], c.source
-    if corpus is not None:
-        path = Path(corpus)
-    else:
-        path = SHIPPED_CORPUS if SHIPPED_CORPUS.is_dir() else SHARED_CORPUS
-    if not path.exists():
-        raise LtsError(f"corpus {str(path)!r}: no such file or folder (give --corpus PATH)")
-    texts = [t for t in _read_texts(path) if t.strip()]
-    if not texts:
-        raise LtsError(f"corpus {str(path)!r}: no text files")
-    return texts, str(path)
+    """The documents of ``corpus`` (``None``: the shipped corpus) and a label, as ``load_corpus`` reads them."""
+    c = load_corpus(corpus)
+    return [d.text for d in c.documents], c.source
 
 
 def corpus_batch(batch: int = 16, seq_len: int = 32, seed: int = 0, corpus: str | Path | None = None) -> Batch:
@@ -91,10 +59,8 @@ def corpus_batch(batch: int = 16, seq_len: int = 32, seed: int = 0, corpus: str 
 def validation_batch(validation: Mapping[str, Any], batch: int, seq_len: int, seed: int) -> Batch | None:
     """A batch from a validation run's own training tokens, or ``None`` when they cannot be had."""
     try:
-        from lts.validate.session import token_data
-
         data, path = token_data(validation)
-    except Exception:  # noqa: BLE001 -- lts.validate is another module's work in progress; bytes will do
+    except Exception:  # noqa: BLE001 -- a missing or changed corpus, a damaged cache: bytes will do
         return None
     if len(data.train) < seq_len + 1:
         return None

@@ -47,7 +47,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import Config, GPT2Config
 
 INIT_STD = 0.02  # lts.models' init; the analytic expectation scales with its square

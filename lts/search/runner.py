@@ -2,10 +2,11 @@
 
 Durability protocol, which makes ``kill -9`` at any instant lose nothing and duplicate nothing:
 
-1. Before evaluating a generation, its proposals and the generator state *after* proposing are
-   written to ``runs.state_json`` in one transaction.
-2. Each evaluation (architecture row, measurement, membership with its ``eval_index``, progress
-   counters, frontier flags) is one transaction.
+1. Before evaluating a generation, its proposals and the strategy's state *after* proposing are
+   written to ``runs.progress_json`` in one transaction (:func:`lts.store.runs.save_progress`).
+2. Each evaluation (architecture row, measurement, proxy scores, membership with its
+   ``eval_index``, progress counters, frontier flags) is one transaction
+   (:func:`lts.store.runs.record_evaluation`).
 3. Resuming reloads the members, evaluates the pending proposals that are not members yet, restores
    the generator state and carries on. A kill before step 1 commits re-proposes the same
    generation from the previous state, so a resumed run follows the path of an uninterrupted one.
@@ -17,22 +18,22 @@ before on this device is reused, never measured twice.
 from __future__ import annotations
 
 import json
-import os
-import random
-import socket
 import sqlite3
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params, proxy_values
-from lts.search.objectives import MEASURED, Constraints, hv_reference, objective_matrix
-from lts.search.pareto import hypervolume, pareto_mask
-from lts.search.strategies import STRATEGIES, EvolutionSettings, propose
+from lts.jobs import lifecycle
+from lts.objectives import (MEASURED, Constraints, hv_reference, objective, objective_matrix,
+                                   proxy_objectives)
+from lts.pareto import hypervolume, pareto_mask
+from lts.search.scoring import ProxyScorer, default_proxy_settings
+from lts.search.strategies import STRATEGIES, EvolutionSettings, make_strategy, rng_from_json, rng_to_json
 from lts.space.config import Config, config_from_json
+from lts.space.counts import decoder_params, proxy_values
 from lts.space.ranges import SearchSpace
+from lts.store import jobs, runs
 from lts.store.db import Store
 from lts.surrogate.assist import Screen, SurrogateSettings
 from lts.surrogate.drift import DriftMonitor, DriftSettings
@@ -52,6 +53,7 @@ class SearchSettings:
     evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
     surrogate: SurrogateSettings | None = None  # screen children by predicted cost (lts.surrogate.assist)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    proxy_settings: Mapping[str, Any] | None = None  # how proxy objectives are computed (None: the defaults)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -77,72 +79,66 @@ class SearchSettings:
                                f"decoder parameters {spans}")
 
     @property
+    def proxies(self) -> tuple[str, ...]:
+        """The registered proxies among the objectives (computed for every candidate)."""
+        return proxy_objectives(self.objectives)
+
+    @property
+    def proxy_key(self) -> str:
+        from lts.search.scoring import settings_key
+
+        return settings_key(self.proxy_settings or default_proxy_settings()) if self.proxies else ""
+
+    @property
     def needs_measurement(self) -> bool:
         c = self.constraints
         return any(o in MEASURED for o in self.objectives) or c.max_latency_ms is not None or c.max_memory_mb is not None
 
 
 def max_decoder_params(space: SearchSpace) -> int:
-    """Decoder parameters of the largest architecture in ``space`` (the proxy's scale).
-
-    O(1) in the size of the ranges (each dimension's max, never a listing of its choices): the
-    dashboard computes it for every run it shows."""
-    d_model, n_layer, d_embed = space.dims["d_model"].max, space.dims["n_layer"].max, space.dims["d_embed"].max
-    cfg = space.make(
-        n_layer=n_layer, d_model=d_model, d_embed=d_embed, div_val=space._div_vals_for(d_embed)[0],
-        n_head=[max(space._heads_for(d_model))] * n_layer, d_inner=[space.dims["d_inner"].max] * n_layer,
-    )
-    return decoder_params(cfg)
+    """Decoder parameters of the largest architecture in ``space`` (the proxy's scale); O(1) in the
+    size of the ranges: the dashboard computes it for every run it shows."""
+    return space.decoder_param_range()[1]
 
 
 def memory_limit_of(run: Mapping[str, Any]) -> float | None:
     """The memory limit a run's measurer applies: its ``memory_limit_mb`` or its ``max_memory_mb``
     constraint, whichever is lower (a candidate over either is not worth timing)."""
-    state = json.loads(run["state_json"] or "{}")
     constraint = json.loads(run["constraints_json"] or "{}").get("max_memory_mb")
-    limits = [float(v) for v in (state.get("memory_limit_mb"), constraint) if v]
+    limits = [float(v) for v in (runs.settings_of_row(run).get("memory_limit_mb"), constraint) if v]
     return min(limits) if limits else None
 
 
 def create_run(store: Store, settings: SearchSettings, device: Mapping[str, Any] | None, protocol: str | None,
                state: Mapping[str, Any] | None = None,
-               admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
+               admit: Callable[[sqlite3.Connection], None] | None = None, reproduces: str | None = None) -> str:
     """Register a run (status 'created'); returns its id.
 
-    ``state`` adds entries to the run's state (its measurement protocol, ...), written with the row.
-    ``admit(conn)`` runs inside the inserting transaction and may raise to refuse the run: a limit
-    on concurrent runs checked there cannot be passed by two launches at once (the IMMEDIATE
-    transaction makes the second wait until the first's row is in).
+    ``state`` adds settings of the run (its measurement protocol, memory limit, remote device),
+    written with the row and never rewritten. ``reproduces``: the run this one re-runs.
+    ``admit(conn)`` runs inside the inserting transaction and may raise to refuse the run (see
+    :func:`lts.store.runs.create`).
     """
-    run_id = uuid.uuid4().hex[:12]
-    now = time.time()
-    with store.write() as conn:
-        if admit is not None:
-            admit(conn)
-        if device is not None:
-            store.upsert_device(conn, dict(device))
-        conn.execute(
-            "INSERT INTO runs (run_id, family, space_json, strategy, objectives_json, constraints_json, seed,"
-            " budget, time_budget, device_id, protocol, status, state_json, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, settings.space.family, json.dumps(settings.space.to_dict(), sort_keys=True),
-             settings.strategy, json.dumps(list(settings.objectives)),
-             json.dumps(settings.constraints.to_dict(), sort_keys=True), settings.seed, settings.budget,
-             settings.time_budget, device["device_id"] if device else None, protocol, "created",
-             json.dumps({**_settings_state(settings), **(state or {})}), now, now),
-        )
-    return run_id
+    extra = dict(state or {})
+    reproduces = extra.pop("reproduces", None) or reproduces
+    return runs.create(
+        store, family=settings.space.family, space=settings.space.to_dict(), strategy=settings.strategy,
+        objectives=settings.objectives, constraints=settings.constraints.to_dict(), seed=settings.seed,
+        budget=settings.budget, time_budget=settings.time_budget, device=device, protocol=protocol,
+        settings={**_settings_state(settings), **extra}, reproduces=reproduces, admit=admit)
 
 
 def _settings_state(settings: SearchSettings) -> dict[str, Any]:
     state: dict[str, Any] = {"evolution": settings.evolution.__dict__, "drift": settings.drift.to_dict()}
     if settings.surrogate is not None:
         state["surrogate"] = settings.surrogate.to_dict()
+    if settings.proxies:
+        state["proxy_settings"] = dict(settings.proxy_settings or default_proxy_settings())
     return state
 
 
 def settings_of(run: Mapping[str, Any]) -> SearchSettings:
-    state = json.loads(run["state_json"] or "{}")
+    state = runs.settings_of_row(run)
     return SearchSettings(
         space=SearchSpace.from_dict(json.loads(run["space_json"])),
         objectives=tuple(json.loads(run["objectives_json"])),
@@ -154,18 +150,11 @@ def settings_of(run: Mapping[str, Any]) -> SearchSettings:
         evolution=EvolutionSettings(**state.get("evolution", {})),
         surrogate=SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None,
         drift=DriftSettings(**state.get("drift", {})),
+        proxy_settings=state.get("proxy_settings"),
     )
 
 
-def _rng_to_json(rng: random.Random) -> list:
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
-
-
-def _rng_from_json(data: list) -> random.Random:
-    rng = random.Random()
-    rng.setstate((data[0], tuple(data[1]), data[2]))
-    return rng
+_rng_to_json, _rng_from_json = rng_to_json, rng_from_json  # bundle.py checks saved generator states with these
 
 
 @dataclass
@@ -194,20 +183,25 @@ class SearchRunner:
         self.on_progress = on_progress
         if self.settings.needs_measurement and measure is None:
             raise LtsError("this search measures latency/memory: a measure function is required")
-        self.state = json.loads(self.run["state_json"] or "{}")
+        self.state = runs.progress_of_row(self.run)  # the runner's own record: progress_json
         self.memory_limit = memory_limit_of(self.run)
+        self.scorer = ProxyScorer(self.settings.proxies, self.settings.proxy_settings or default_proxy_settings())
+        self.strategy = make_strategy(self.settings.strategy, self.settings.space, self.settings.objectives,
+                                      self.settings.evolution, self.settings.seed)
         self.members: list[dict[str, Any]] = self._load_members()
         self.member_ids = {m["arch_id"] for m in self.members}
         s, run = self.settings, self.run
         on_device = bool(run["device_id"] and run["protocol"] and s.needs_measurement)
+        self._pool_scores: dict[str, dict[str, Any]] = {}  # proxy scores of screened children, recorded if measured
         self.screen = (Screen(store, run_id, run["device_id"], run["protocol"], s.objectives, s.constraints,
-                              s.surrogate, s.seed) if s.surrogate is not None and on_device else None)
+                              s.surrogate, s.seed, cheap=self._cheap_values if s.proxies else None)
+                       if s.surrogate is not None and on_device else None)
         self.drift = (DriftMonitor(store, run_id, run["device_id"], run["protocol"], s.space, s.drift, measure)
                       if s.drift.every > 0 and on_device and measure is not None else None)
 
     # -- loading --------------------------------------------------------------------------
     def _load_members(self) -> list[dict[str, Any]]:
-        return self.store.run_rows(self.run_id)
+        return runs.members(self.store, self.run_id, self.settings.proxies, self.settings.proxy_key)
 
     def _scales(self) -> dict[str, float] | None:
         """Hypervolume scales, fixed once per run so that its hypervolume curve is comparable."""
@@ -221,6 +215,9 @@ class SearchRunner:
         for name, col, limit in (("latency", "latency_ms", c.max_latency_ms), ("memory", "peak_memory_mb", c.max_memory_mb)):
             if name in self.settings.objectives:
                 scales[name] = float(limit) if limit else 1.5 * max(float(m[col]) for m in feasible)
+        for name in self.settings.proxies:  # 1.5 x the largest |value| so far (only positive values count, see hv_reference)
+            col = objective(name).column
+            scales[name] = 1.5 * max(abs(float(m[col])) for m in feasible) or 1.0
         self.state["hv_scales"] = scales
         return scales
 
@@ -269,60 +266,82 @@ class SearchRunner:
         if measurement is not None:
             row.update(latency_ms=measurement.get("latency_ms"), peak_memory_mb=measurement.get("peak_memory_mb"),
                        infeasible=measurement.get("infeasible"))
-        reason = row.get("infeasible") or self.settings.constraints.violation(row)
+        scores, new_scores = self._scores(cfg)
+        for name, value in scores.items():
+            row[objective(name).column] = value
+        failed = next((f"proxy {n} failed: {new_scores[n][1]}" for n, v in scores.items()
+                       if v is None and n in new_scores), None)
+        if failed is None and any(v is None for v in scores.values()):
+            failed = "a proxy objective has no value"
+        reason = row.get("infeasible") or failed or self.settings.constraints.violation(row)
         row["feasible"] = int(reason is None)
         self.members.append(row)
         self.member_ids.add(cfg.arch_id)
         front, hv = self._frontier()
         if measured_now and measurement is not None:
             self.state["device_seconds"] = self.state.get("device_seconds", 0.0) + float(measurement.get("seconds") or 0.0)
-        with self.store.write() as conn:
-            self.store.upsert_architecture(conn, cfg)
-            if measured_now and measurement is not None:
-                self.store.insert_measurement(conn, measurement, replace=bool(measurement.get("_replaces")))
-                if self.screen is not None:
-                    self.screen.record(conn, cfg.arch_id, measurement)
-            conn.execute(
-                "INSERT INTO run_members (run_id, arch_id, eval_index, generation, feasible, on_frontier)"
-                " VALUES (?,?,?,?,?,0)",
-                (self.run_id, cfg.arch_id, row["eval_index"], generation, row["feasible"]),
-            )
-            conn.execute("UPDATE run_members SET on_frontier = 0 WHERE run_id = ? AND on_frontier = 1", (self.run_id,))
-            conn.executemany(
-                "UPDATE run_members SET on_frontier = 1 WHERE run_id = ? AND arch_id = ?",
-                [(self.run_id, a) for a in front],
-            )
-            conn.execute(
-                "UPDATE runs SET n_evaluated = ?, frontier_size = ?, hypervolume = ?, elapsed = ?, updated_at = ?,"
-                " state_json = ? WHERE run_id = ?",
-                (len(self.members), len(front), hv, elapsed, time.time(), json.dumps(self.state), self.run_id),
-            )
+        new_measurement = measurement if measured_now and measurement is not None else None
+        also = None
+        if new_measurement is not None and self.screen is not None:
+            also = lambda conn: self.screen.record(conn, cfg.arch_id, new_measurement)  # noqa: E731
+        ev = runs.Evaluation(
+            config=cfg, eval_index=row["eval_index"], generation=generation, feasible=bool(row["feasible"]),
+            measurement={k: v for k, v in new_measurement.items() if not k.startswith("_")} if new_measurement else None,
+            replace_measurement=bool(new_measurement and new_measurement.get("_replaces")),
+            scores=new_scores, proxy_settings=self.settings.proxy_key)
+        runs.record_evaluation(self.store, self.run_id, ev, front, hv, elapsed, self.state, also=also)
         for m in self.members:
             m["on_frontier"] = int(m["arch_id"] in front)
         if self.on_progress:
             self.on_progress(Progress(len(self.members), len(front), hv, elapsed))
 
+    def _scores(self, cfg: Config) -> tuple[dict[str, float | None], dict[str, Any]]:
+        """(value of every proxy objective, the ones computed now with their error and seconds):
+        cached values are reused, like measurements."""
+        names = self.settings.proxies
+        if not names:
+            return {}, {}
+        cached = runs.cached_scores(self.store, [cfg.arch_id], names, self.settings.proxy_key)
+        values = {n: cached[(cfg.arch_id, n)] for n in names if (cfg.arch_id, n) in cached}
+        missing = [n for n in names if n not in values]
+        new: dict[str, Any] = {}
+        if missing:
+            known = self._pool_scores.pop(cfg.arch_id, None) or {}
+            if not all(n in known for n in missing):
+                known = {**known, **self.scorer.score(cfg)}
+            new = {n: v for n, v in known.items() if n in missing}
+            values.update({n: v[0] for n, v in new.items()})
+        return {n: values.get(n) for n in names}, new
+
+    def _cheap_values(self, cfg: Config) -> dict[str, float | None]:
+        """The proxy objectives of a child being screened, kept until it is measured (or not)."""
+        values, new = self._scores(cfg)
+        if new:
+            self._pool_scores[cfg.arch_id] = new
+        return {objective(n).column: v for n, v in values.items()}
+
     # -- the loop -------------------------------------------------------------------------
     def _set_status(self, status: str, message: str | None = None, elapsed: float | None = None) -> None:
-        with self.store.write() as conn:
-            conn.execute(
-                "UPDATE runs SET status = ?, message = ?, pid = ?, host = ?, updated_at = ?,"
-                " elapsed = COALESCE(?, elapsed) WHERE run_id = ?",
-                (status, message, os.getpid(), socket.gethostname(), time.time(), elapsed, self.run_id),
-            )
+        fields: dict[str, Any] = {"message": message}
+        if elapsed is not None:
+            fields["elapsed"] = elapsed
+        if status == lifecycle.RUNNING:
+            jobs.claim(self.store, jobs.SEARCH, self.run_id)
+            jobs.update(self.store, jobs.SEARCH, self.run_id, **fields)
+        else:
+            jobs.transition(self.store, jobs.SEARCH, self.run_id, status, **fields)
 
     def _cancel_requested(self) -> bool:
-        return self.store.run(self.run_id)["status"] == "cancelling"
+        return runs.status(self.store, self.run_id) == lifecycle.CANCELLING
 
-    def _propose_generation(self, rng: random.Random, n: int) -> list[Config]:
+    def _propose_generation(self, n: int) -> list[Config]:
         s = self.settings
         seen = set(self.member_ids)
         out: list[Config] = []
         attempts = 0
         while len(out) < n and attempts < 200 * n:
             attempts += 1
-            cfg = propose(s.strategy, s.space, self.members, s.objectives, rng, s.evolution,
-                          params=s.constraints.params_window)  # built inside the bounds, not rejected
+            cfg = self.strategy.propose(self.members, s.constraints.params_window)  # built inside the bounds, not rejected
             if cfg.arch_id in seen or not s.constraints.params_ok(decoder_params(cfg)):
                 continue
             seen.add(cfg.arch_id)
@@ -342,13 +361,13 @@ class SearchRunner:
                     f"in {tried} proposals (few or none may be left within those bounds)")
         return f"found no unevaluated architecture in {tried} proposals"
 
-    def _screened(self, rng: random.Random, first: list[Config], room: int) -> list[Config]:
+    def _screened(self, first: list[Config], room: int) -> list[Config]:
         """``first`` plus more children up to the pool size, screened down to at most ``room``."""
         assert self.screen is not None and self.settings.surrogate is not None
         extra = self.settings.surrogate.pool_factor * room - len(first)
         if extra > 0:
             taken = self.member_ids | {c.arch_id for c in first}
-            more = [c for c in self._propose_generation(rng, extra) if c.arch_id not in taken]
+            more = [c for c in self._propose_generation(extra) if c.arch_id not in taken]
             first = first + more
         chosen = self.screen.select(first, self.members, room, self._scales())
         self.state["idle_generations"] = 0 if chosen else self.state.get("idle_generations", 0) + 1
@@ -367,7 +386,7 @@ class SearchRunner:
         start_elapsed = float(self.run["elapsed"] or 0.0)
         t0 = time.perf_counter()
         elapsed = lambda: start_elapsed + time.perf_counter() - t0  # noqa: E731
-        rng = _rng_from_json(self.state["rng"]) if "rng" in self.state else random.Random(s.seed)
+        self.strategy.restore(self.state)
         generation = int(self.state.get("generation", 0))
         self._set_status("running")
         try:
@@ -378,18 +397,16 @@ class SearchRunner:
                     room = s.evolution.generation if len(self.members) >= s.evolution.population else s.evolution.population - len(self.members)
                     if s.budget is not None:
                         room = min(room, s.budget - len(self.members))
-                    pending = self._propose_generation(rng, max(room, 1))
+                    pending = self._propose_generation(max(room, 1))
                     if not pending:
                         self._set_status("finished", self._nothing_new())
                         return self.store.run(self.run_id)
                     if self.screen is not None:
-                        pending = self._screened(rng, pending, max(room, 1))
+                        pending = self._screened(pending, max(room, 1))
                     generation += 1
                     self.state.update(generation=generation, pending=[c.canonical_json() for c in pending],
-                                      rng=_rng_to_json(rng))
-                    with self.store.write() as conn:
-                        conn.execute("UPDATE runs SET state_json = ?, updated_at = ? WHERE run_id = ?",
-                                     (json.dumps(self.state), time.time(), self.run_id))
+                                      **self.strategy.state())
+                    runs.save_progress(self.store, self.run_id, self.state)
                 for cfg in pending:
                     if not self._budget_left(elapsed()):
                         break
@@ -408,7 +425,7 @@ class SearchRunner:
                                                  f"{self.state['idle_generations']} generations in a row", elapsed())
                     return self.store.run(self.run_id)
         except KeyboardInterrupt:
-            self._set_status("interrupted", "stopped by the user; resume with lts search --resume", elapsed())
+            self._set_status(lifecycle.CANCELLED, "interrupted by the user; resume with lts search --resume", elapsed())
             raise
         except Exception as exc:
             self._set_status("failed", f"{type(exc).__name__}: {exc}".splitlines()[0], elapsed())
@@ -418,7 +435,17 @@ class SearchRunner:
 
 
 def frontier_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
-    return store.run_rows(run_id, frontier_only=True)
+    """A run's frontier members, with the value of each proxy objective as column ``proxy:<name>``."""
+    return member_rows(store, run_id, frontier_only=True)
+
+
+def member_rows(store: Store, run_id: str, frontier_only: bool = False) -> list[dict[str, Any]]:
+    """A run's members (:meth:`Store.run_rows`) with its proxy objectives' values."""
+    run = store.run(run_id)
+    if run["strategy"] not in STRATEGIES:  # not a search of this runner (an earlier release's DARTS row)
+        return store.run_rows(run_id, frontier_only=frontier_only)
+    s = settings_of(run)
+    return runs.members(store, run_id, s.proxies, s.proxy_key, frontier_only=frontier_only)
 
 
 def run_hypervolume(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], scales: Mapping[str, float]) -> float:
@@ -438,6 +465,10 @@ def common_scales(runs_rows: Sequence[Sequence[Mapping[str, Any]]], objectives: 
         if name in objectives:
             vals = [float(r[col]) for rows in runs_rows for r in rows if r["feasible"]]
             scales[name] = 1.1 * max(vals) if vals else 1.0
+    for name in proxy_objectives(objectives):
+        col = objective(name).column
+        vals = [abs(float(r[col])) for rows in runs_rows for r in rows if r["feasible"] and r.get(col) is not None]
+        scales[name] = 1.1 * max(vals) if vals and max(vals) > 0 else 1.0
     return scales
 
 

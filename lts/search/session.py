@@ -9,12 +9,7 @@ detached ``lts search --resume RUN_ID`` process that outlives a browser session.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +17,18 @@ from typing import Any, Callable, Mapping
 
 from lts.cost.hostlock import WaitAborted, WaitCallback
 from lts.errors import LtsError
-from lts.search.objectives import Constraints, parse_objectives
+from lts.jobs import lifecycle
+from lts.jobs.process import process_alive, spawn_detached  # noqa: F401 - callers and tests reach them here
+from lts.objectives import Constraints, parse_objectives
 from lts.search.runner import SearchRunner, SearchSettings, create_run, memory_limit_of
 from lts.search.strategies import EvolutionSettings
 from lts.space.ranges import SearchSpace, load_space
+from lts.store import jobs, runs
 from lts.store.db import Store
 from lts.surrogate.assist import SurrogateSettings
 from lts.surrogate.drift import DriftSettings
 
-ACTIVE = ("created", "running", "cancelling")
+ACTIVE = lifecycle.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -129,18 +127,12 @@ def queue_reporter(store: Store, run_id: str, check_every_s: float = 1.0) -> Wai
 
     def on_wait(position: int) -> None:
         if position != shown["position"]:
-            with store.write() as conn:
-                if position > 0:
-                    conn.execute("UPDATE runs SET message = ?, updated_at = ? WHERE run_id = ?",
-                                 (f"{QUEUED}{position})", time.time(), run_id))
-                else:
-                    conn.execute("UPDATE runs SET message = NULL, updated_at = ? WHERE run_id = ? AND message LIKE ?",
-                                 (time.time(), run_id, QUEUED + "%"))
+            runs.set_queue_message(store, run_id, f"{QUEUED}{position})" if position > 0 else None, QUEUED)
             shown["position"] = position
         now = time.monotonic()
         if position > 0 and now - shown["checked"] >= check_every_s:
             shown["checked"] = now
-            if store.run(run_id)["status"] == "cancelling":
+            if runs.status(store, run_id) == lifecycle.CANCELLING:
                 raise WaitAborted(f"cancelled while queued for the device (position {position})")
 
     return on_wait
@@ -164,15 +156,14 @@ class _QueueAwareRunner(SearchRunner):
         try:
             return super().run_to_end()
         except WaitAborted as exc:  # the runner recorded it as failed; it was a cancel
-            self._set_status("cancelled", str(exc))
+            self._set_status(lifecycle.CANCELLED, str(exc))
             return self.store.run(self.run_id)
 
 
 def _owner_device(store: Store, run: Mapping[str, Any]) -> Any:
     from lts.cost.device import DeviceRecord
 
-    rows = store.query("SELECT record_json FROM devices WHERE device_id = ?", (run["device_id"],))
-    return DeviceRecord.from_dict(json.loads(rows[0]["record_json"]))
+    return DeviceRecord.from_dict(runs.device_record(store, run["device_id"]))
 
 
 def _measurer(store: Store, run: Mapping[str, Any], state: Mapping[str, Any]) -> Any:
@@ -228,12 +219,10 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
     as the run's message meanwhile; cancelling the run while it waits stops it as cancelled.
     """
     run = store.run(run_id)
-    if run["strategy"] == "darts":
-        raise LtsError(f"run {run_id} is a differentiable search (lts darts), not resumable by lts search")
     if run["status"] == "finished":
         raise LtsError(f"run {run_id} has already finished")
     _refuse_if_owned(run)  # early, before starting workers; claim() below decides for good
-    state = json.loads(run["state_json"] or "{}")
+    state = runs.settings_of_row(run)
     measure = None
     if run["device_id"]:
         measurer = stack.enter_context(_measurer(store, run, state))
@@ -243,26 +232,14 @@ def open_runner(store: Store, run_id: str, stack: contextlib.ExitStack) -> Searc
 
 
 def _refuse_if_owned(run: Mapping[str, Any]) -> None:
-    pid, host = run.get("pid"), run.get("host")
-    if (run["status"] in ACTIVE and pid and pid != os.getpid() and host in (None, socket.gethostname())
-            and process_alive(pid)):
-        raise LtsError(f"run {run['run_id']} is already {run['status']} in process {pid}"
-                       f"{f' on {host}' if host else ''}: wait for it, or cancel it first")
+    jobs.refuse_if_owned(jobs.SEARCH, dict(run))
 
 
 def claim(store: Store, run_id: str) -> None:
     """Make this process the one running ``run_id``, in one transaction, or refuse with one line when
     another live process on this host runs it (two processes on one run would both measure and
     insert the same evaluations; the second would fail on them and mark the run failed)."""
-    with store.write() as conn:
-        cur = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        names = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        if row is None:
-            raise LtsError(f"no run {run_id!r} in {store.path}")
-        _refuse_if_owned(dict(zip(names, row)))
-        conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, updated_at = ? WHERE run_id = ?",
-                     (os.getpid(), socket.gethostname(), time.time(), run_id))
+    jobs.claim(store, jobs.SEARCH, run_id)
 
 
 def launch_background(db_path: str | Path, run_id: str, log_dir: str | Path | None = None) -> int:
@@ -271,52 +248,14 @@ def launch_background(db_path: str | Path, run_id: str, log_dir: str | Path | No
     return spawn_detached(args, db_path, f"{run_id}.log", log_dir)
 
 
-def spawn_detached(lts_args: list[str], db_path: str | Path, log_name: str, log_dir: str | Path | None = None) -> int:
-    """Start ``python -m lts.cli *lts_args`` in its own session, output appended to a log beside the
-    database (``logs/``), so it outlives the caller (a browser session, a CLI); returns its pid."""
-    log_dir = Path(log_dir) if log_dir else Path(db_path).resolve().parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / log_name, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lts.cli", *lts_args], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return proc.pid
-
-
-def process_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a finished child that nobody waited for is a zombie: not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def effective_status(run: dict[str, Any]) -> str:
+def effective_status(run: Mapping[str, Any]) -> str:
     """The stored status, or 'stopped' for a run whose process died without saying so (kill -9)."""
-    status = run["status"]
-    if status in ("running", "cancelling") and not process_alive(run.get("pid")):
-        return "stopped"
-    return status
+    return lifecycle.effective_status(run)
 
 
 def cancel(store: Store, run_id: str) -> str:
     """Ask a run to stop; a run with no live process is marked cancelled at once. Returns the new status."""
-    run = store.run(run_id)
-    status = effective_status(run)
-    if status not in ACTIVE and status != "stopped":
-        raise LtsError(f"run {run_id} is {status}, not running")
-    new = "cancelling" if status in ("running", "cancelling") else "cancelled"
-    with store.write() as conn:
-        conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", (new, time.time(), run_id))
-    return new
+    return jobs.cancel(store, jobs.SEARCH, run_id)
 
 
 def delete_run(store: Store, run_id: str) -> dict[str, int]:
@@ -325,12 +264,5 @@ def delete_run(store: Store, run_id: str) -> dict[str, int]:
     Architectures and measurements stay: they are the cache every run on that device shares.
     A run whose process is alive is refused (cancel it first).
     """
-    run = store.run(run_id)
-    status = effective_status(run)
-    if status in ("running", "cancelling") or (status == "created" and process_alive(run.get("pid"))):
-        raise LtsError(f"run {run_id} is {status}: cancel it before deleting it")
-    tables = [t for t in ("run_members", "predictions", "drift_checks") if store.db[t].exists()]
-    with store.write() as conn:
-        removed = {t: conn.execute(f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", (run_id,)).fetchone()[0] for t in tables}
-        removed["runs"] = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
-    return removed
+    jobs.refuse_delete_if_live(jobs.SEARCH, store.run(run_id))
+    return runs.delete(store, run_id)

@@ -1,5 +1,11 @@
 """Search strategies: they only propose configs; evaluating and storing them is the runner's job.
 
+A :class:`Strategy` is asked for proposals (:meth:`Strategy.propose`), told each evaluated member
+(:meth:`Strategy.tell`), and saves and restores its state (:meth:`Strategy.state`), so a run
+resumed after ``kill -9`` continues on the path of an uninterrupted one. The runner picks one by
+name from :data:`STRATEGIES`; a new strategy (a peer library's sampler) is a subclass registered
+there.
+
 * ``random``: uniform samples from the space (the baseline).
 * ``evolution``: LTS's evolutionary multi-objective search in NSGA-II form. The first
   ``population`` proposals are random; afterwards parents are the best ``population`` members by
@@ -13,19 +19,17 @@ seed and resumable from a saved generator state.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from lts.errors import LtsError
-from lts.search.objectives import objective_matrix
-from lts.search.pareto import crowding, nd_ranks
+from lts.objectives import objective_matrix
+from lts.pareto import crowding, nd_ranks
 from lts.space.config import LIMITS, Config, config_from_json, short_repr
 from lts.space.ranges import SearchSpace
-
-STRATEGIES = ("evolution", "random")
-
 
 @dataclass(frozen=True)
 class EvolutionSettings:
@@ -72,21 +76,20 @@ def propose(
     settings: EvolutionSettings = EvolutionSettings(),
     params: tuple[int | None, int | None] = (None, None),
 ) -> Config:
-    """One proposal. ``members`` are this run's evaluated rows (config_json, feasible, objective columns).
+    """One proposal of the named strategy drawing from ``rng`` (see :meth:`Strategy.propose`)."""
+    s = make_strategy(strategy, space, objectives, settings, 0)
+    s.rng = rng
+    return s.propose(members, params)
 
-    ``params`` = (min, max) decoder parameters: random proposals are built inside these bounds and
-    children outside them are repaired (:meth:`SearchSpace.within`), so that a bound near the
-    space's edge does not reject nearly every proposal. Without bounds no extra random draw is
-    made, so unconstrained runs follow the same path as before.
-    """
+
+def _sample(space: SearchSpace, rng: random.Random, params: tuple[int | None, int | None]) -> Config:
+    """A uniform sample; with ``params`` = (min, max) decoder parameters, built inside those bounds
+    (so a bound near the space's edge does not reject nearly every proposal). Without bounds no
+    extra random draw is made, so unconstrained runs follow the same path as before."""
     lo, hi = params
-    bounded = lo is not None or hi is not None
-    if strategy == "random" or len(members) < settings.population:
-        if bounded:
-            return space.sample_within(rng, lo, hi) or space.sample(rng)
-        return space.sample(rng)
-    child = _child(space, members, objectives, rng, settings)
-    return (space.within(child, rng, lo, hi) or child) if bounded else child
+    if lo is not None or hi is not None:
+        return space.sample_within(rng, lo, hi) or space.sample(rng)
+    return space.sample(rng)
 
 
 def _child(space: SearchSpace, members: Sequence[Mapping[str, Any]], objectives: Sequence[str],
@@ -102,3 +105,89 @@ def _child(space: SearchSpace, members: Sequence[Mapping[str, Any]], objectives:
         child = space.crossover(tournament(), tournament(), rng)
         return space.mutate(child, rng, settings.mutation_prob)
     return space.mutate(tournament(), rng, settings.mutation_prob)
+
+
+def rng_to_json(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def rng_from_json(data: list) -> random.Random:
+    rng = random.Random()
+    rng.setstate((data[0], tuple(data[1]), data[2]))
+    return rng
+
+
+class Strategy(ABC):
+    """Proposes configs of ``space`` for a run; every random choice draws from ``self.rng`` (seeded)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace, objectives: Sequence[str], settings: EvolutionSettings, seed: int) -> None:
+        self.space, self.objectives, self.settings = space, tuple(objectives), settings
+        self.rng = random.Random(seed)
+
+    @abstractmethod
+    def propose(self, members: Sequence[Mapping[str, Any]],
+                params: tuple[int | None, int | None] = (None, None)) -> Config:
+        """One proposal, given the run's evaluated members so far (``params``: decoder-parameter bounds)."""
+
+    def tell(self, member: Mapping[str, Any]) -> None:
+        """An evaluated member (the built-in strategies read the members list instead)."""
+
+    def state(self) -> dict[str, Any]:
+        """What resuming needs: the generator state, and the strategy's own (``extra``)."""
+        out: dict[str, Any] = {"rng": rng_to_json(self.rng)}
+        extra = self.extra_state()
+        if extra:
+            out["strategy"] = extra
+        return out
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("rng") is not None:
+            self.rng = rng_from_json(state["rng"])
+        self.restore_extra(state.get("strategy") or {})
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def restore_extra(self, extra: Mapping[str, Any]) -> None:
+        pass
+
+
+class RandomSearch(Strategy):
+    """Uniform samples from the space (the baseline)."""
+
+    name = "random"
+
+    def propose(self, members: Sequence[Mapping[str, Any]],
+                params: tuple[int | None, int | None] = (None, None)) -> Config:
+        return _sample(self.space, self.rng, params)
+
+
+class Evolution(Strategy):
+    """LTS's evolutionary search in NSGA-II form (see the module docstring)."""
+
+    name = "evolution"
+
+    def propose(self, members: Sequence[Mapping[str, Any]],
+                params: tuple[int | None, int | None] = (None, None)) -> Config:
+        """Random for the first ``population`` members; then a child of tournament winners, repaired
+        into the decoder-parameter bounds (:meth:`SearchSpace.within`) when it falls outside."""
+        if len(members) < self.settings.population:
+            return _sample(self.space, self.rng, params)
+        child = _child(self.space, members, self.objectives, self.rng, self.settings)
+        lo, hi = params
+        if lo is None and hi is None:
+            return child
+        return self.space.within(child, self.rng, lo, hi) or child
+
+
+STRATEGIES: dict[str, type[Strategy]] = {c.name: c for c in (Evolution, RandomSearch)}
+
+
+def make_strategy(name: str, space: SearchSpace, objectives: Sequence[str], settings: EvolutionSettings,
+                  seed: int) -> Strategy:
+    if name not in STRATEGIES:
+        raise LtsError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](space, objectives, settings, seed)

@@ -1,4 +1,5 @@
-"""Search spaces: validated configs (:mod:`.config`) and ranges with sampling/mutation (:mod:`.ranges`)."""
+"""Search spaces: validated configs (:mod:`.config`), ranges with sampling/mutation (:mod:`.ranges`)
+and the analytic parameter/FLOP counts of a config (:mod:`.counts`, :mod:`.darts_counts`)."""
 
 from lts.space.config import (
     CONFIG_TYPES,

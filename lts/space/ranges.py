@@ -31,6 +31,7 @@ from lts.space.config import (
     limited_int,
     short_repr,
 )
+from lts.space.counts import decoder_params
 
 SEARCHED = ("n_layer", "d_model", "d_embed", "div_val", "n_head", "d_inner")
 PER_LAYER = ("n_head", "d_inner")
@@ -417,7 +418,7 @@ class SearchSpace:
     # Decoder parameters are a constant of d_model plus one term per layer, and a layer's term is
     # affine in its d_inner: P = C(d) + sum_i a(d, h_i) + slope(d) * d_inner_i (GPT-2 and
     # Transformer-XL alike). The terms are read off decoder_params of 1- and 2-layer configs, so
-    # they are exact and follow params.py. A constrained architecture is then built directly:
+    # they are exact and follow counts.py. A constrained architecture is then built directly:
     # a (d_model, n_layer) whose reachable interval meets [lo, hi], then layer after layer a width
     # that keeps the rest of the interval reachable by the remaining layers. Rejection sampling
     # would almost never hit a bound near the space's edge.
@@ -425,8 +426,6 @@ class SearchSpace:
         key = ("terms", d_model)
         if key in self._memo:
             return self._memo[key]
-        from lts.proxies.params import decoder_params  # lts.proxies imports lts.space
-
         d_embed = self.dims["d_embed"].min
         base = {"d_model": d_model, "d_embed": d_embed, "div_val": self._div_vals_for(d_embed)[0]}
 
@@ -516,8 +515,6 @@ class SearchSpace:
                          n_head=[h for h, _ in layers], d_inner=[di for _, di in layers])
 
     def _inside(self, cfg: Config, lo: int, hi: float) -> bool:
-        from lts.proxies.params import decoder_params
-
         return lo <= decoder_params(cfg) <= hi
 
     def sample_within(self, rng: random.Random, lo: int | None, hi: int | None, tries: int = 20) -> Config | None:

@@ -31,6 +31,7 @@ import sqlite3
 import time
 from importlib import metadata
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import jsonschema
@@ -39,7 +40,8 @@ from lts import __version__
 from lts.cost.device import KINDS
 from lts.errors import LtsError
 from lts.space.config import CONFIG_TYPES, config_from_json
-from lts.store.db import Store
+from lts.store.db import LEGACY_DARTS_RUNS, Store
+from lts.store.runs import merged_state, progress_json, split_state
 
 FORMAT = "lts-results-bundle"
 VERSION = 1
@@ -143,6 +145,11 @@ BUNDLE_SCHEMA: dict[str, Any] = {
 RUN_COLUMNS = ("run_id", "family", "space_json", "strategy", "objectives_json", "constraints_json", "seed",
                "budget", "time_budget", "device_id", "protocol", "status", "message", "n_evaluated",
                "frontier_size", "hypervolume", "elapsed", "state_json", "created_at", "updated_at")
+# A run as it is stored (v6 splits the bundle's one state_json by owner, see lts.store.runs; a
+# DARTS run of an earlier release keeps its state_json).
+STORED_RUN_COLUMNS = tuple(k for k in RUN_COLUMNS if k != "state_json") + (
+    "state_json", "settings_json", "progress_json", "reproduces")
+_JSON_COLUMNS = ("space_json", "objectives_json", "constraints_json", "state_json", "settings_json", "progress_json")
 MEASUREMENT_COLUMNS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats",
                        "peak_memory_mb", "infeasible", "seconds", "measured_at")
 MEMBER_COLUMNS = ("run_id", "arch_id", "eval_index", "generation", "feasible", "on_frontier")
@@ -168,12 +175,30 @@ def package_versions() -> dict[str, str | None]:
 
 def run_settings(run: dict[str, Any]) -> dict[str, Any]:
     """A run's settings decoded from its row: what re-running it needs."""
-    state = json.loads(run["state_json"] or "{}")
+    state = merged_state(run)
     return {"family": run["family"], "space": json.loads(run["space_json"]), "strategy": run["strategy"],
             "objectives": json.loads(run["objectives_json"]), "constraints": json.loads(run["constraints_json"]),
             "seed": run["seed"], "budget": run["budget"], "time_budget": run["time_budget"],
             "evolution": state.get("evolution"), "protocol": state.get("protocol"), "protocol_key": run["protocol"],
             **{k: state[k] for k in ("surrogate", "drift") if k in state}}
+
+
+def bundle_run(r: dict[str, Any]) -> dict[str, Any]:
+    """A stored run as a bundle carries it: one ``state_json`` (the format of every release)."""
+    out = {k: r[k] for k in RUN_COLUMNS if k != "state_json"}
+    state = merged_state(r)
+    out["state_json"] = json.dumps(state, sort_keys=True) if state or r.get("state_json") is not None else None
+    return out
+
+
+def stored_run(r: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's run as it is stored: its state split into settings, progress and relations."""
+    row = {k: r.get(k) for k in RUN_COLUMNS}
+    if row["family"] == "darts":  # kept whole; nothing resumes it
+        return {**row, "settings_json": None, "progress_json": None, "reproduces": None}
+    settings, progress, reproduces = split_state(json.loads(row.pop("state_json") or "{}"))
+    return {**row, "state_json": None, "settings_json": json.dumps(settings, sort_keys=True),
+            "progress_json": progress_json(progress), "reproduces": reproduces}
 
 
 def reproduction_entry(run: dict[str, Any], devices: dict[str, dict[str, Any]], members: list[dict[str, Any]],
@@ -222,7 +247,7 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
                      "record": json.loads(d["record_json"])} for d in devices],
         "architectures": [{"arch_id": a["arch_id"], "config": json.loads(a["config_json"])} for a in archs],
         "measurements": [{k: m[k] for k in MEASUREMENT_COLUMNS} for m in measurements],
-        "runs": [{k: r[k] for k in RUN_COLUMNS} for r in runs],
+        "runs": [bundle_run(r) for r in runs],
         "members": [{k: m[k] for k in MEMBER_COLUMNS} for m in members],
         "measurement_history": [{k: h[k] for k in HISTORY_COLUMNS} for h in history],
         "reproduce": [reproduction_entry(r, records, [m for m in members if m["run_id"] == r["run_id"]], packages)
@@ -368,16 +393,21 @@ def _unique(rows: list[dict[str, Any]], section: str, key: Sequence[str], source
     return out
 
 
-def _check_settings(r: dict[str, Any], i: int, source: str) -> None:
-    """Parse a run's settings the way lts does on resume and re-run, so what fails there fails here."""
-    from lts.cost.protocol import Protocol
-    from lts.search.objectives import Constraints, parse_objectives
-    from lts.search.runner import _rng_from_json, settings_of
-    from lts.search.strategies import EvolutionSettings
-    from lts.space.ranges import SearchSpace
-    from lts.surrogate.assist import SurrogateSettings
-    from lts.surrogate.drift import DriftSettings
+@dataclass(frozen=True)
+class RunChecks:
+    """How lts parses a run's settings when it resumes or re-runs it, so that what would fail there
+    fails at import. The search layer gives them (:data:`lts.search.exchange.RUN_CHECKS`): the store
+    knows the bundle's format, not the search's settings. Each check raises on a bad value."""
 
+    space: Callable[[dict[str, Any]], Any]  # the decoded space_json -> a space with .family
+    objectives: Callable[[list[Any]], Any]
+    constraints: Callable[[dict[str, Any]], Any]
+    state: Sequence[Callable[[dict[str, Any]], Any]]  # each given the decoded state_json
+    whole: Callable[[dict[str, Any]], Any]  # given the run as it would be stored
+
+
+def _check_settings(r: dict[str, Any], i: int, source: str, checks: RunChecks | None) -> None:
+    """Decode a run's JSON texts; with ``checks``, parse its settings the way lts does on resume."""
     at = f"runs/{i}"
     space = _decode_text(r["space_json"], source, f"{at}/space_json", dict, "object")
     objectives = _decode_text(r["objectives_json"], source, f"{at}/objectives_json", list, "list")
@@ -391,18 +421,16 @@ def _check_settings(r: dict[str, Any], i: int, source: str) -> None:
         if space.get("family") != "darts":
             raise _bad(source, f"{at}/space_json", "a DARTS run's space must have family darts")
         return
+    if checks is None:
+        return
     errors = (LtsError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
-    checks: list[tuple[str, Callable[[], Any]]] = [
-        ("space_json", lambda: SearchSpace.from_dict(space)),
-        ("objectives_json", lambda: parse_objectives(objectives)),
-        ("constraints_json", lambda: Constraints.from_dict(constraints)),
-        ("state_json", lambda: EvolutionSettings(**state.get("evolution", {}))),
-        ("state_json", lambda: SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None),
-        ("state_json", lambda: DriftSettings(**state.get("drift", {}))),
-        ("state_json", lambda: Protocol.from_dict(state["protocol"]) if state.get("protocol") is not None else None),
-        ("state_json", lambda: _rng_from_json(state["rng"]) if "rng" in state else None),
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("space_json", lambda: checks.space(space)),
+        ("objectives_json", lambda: checks.objectives(objectives)),
+        ("constraints_json", lambda: checks.constraints(constraints)),
+        *(("state_json", (lambda c=c: c(state))) for c in checks.state),
     ]
-    for field, check in checks:
+    for field, check in steps:
         try:
             made = check()
         except RecursionError:
@@ -413,13 +441,14 @@ def _check_settings(r: dict[str, Any], i: int, source: str) -> None:
         if field == "space_json" and made.family != r["family"]:
             raise _bad(source, f"{at}/space_json", f"space family {made.family} is not the run's {r['family']}")
     try:
-        settings_of({k: r.get(k) for k in RUN_COLUMNS})  # what the single checks above let through together
+        checks.whole(stored_run(r))  # what the single checks above let through together
     except errors as exc:
         raise _bad(source, at, str(exc)) from None
 
 
-def parse_bundle(data: bytes | str, source: str = "bundle") -> dict[str, Any]:
-    """Decode and validate; raises LtsError with one line naming what is wrong, and where."""
+def parse_bundle(data: bytes | str, source: str = "bundle", checks: RunChecks | None = None) -> dict[str, Any]:
+    """Decode and validate; raises LtsError with one line naming what is wrong, and where.
+    Without ``checks`` runs' settings are decoded but not parsed (use :mod:`lts.search.exchange`)."""
     if isinstance(data, str):
         try:
             data = data.encode("utf-8")
@@ -435,13 +464,13 @@ def parse_bundle(data: bytes | str, source: str = "bundle") -> dict[str, Any]:
     except RecursionError:
         raise _bad(source, "", "nested too deeply") from None
     try:
-        _check_rows(bundle, source)
+        _check_rows(bundle, source, checks)
     except RecursionError:  # a record or config deep enough to pass json.loads but not json.dumps
         raise _bad(source, "", "nested too deeply") from None
     return bundle
 
 
-def _check_rows(bundle: dict[str, Any], source: str) -> None:
+def _check_rows(bundle: dict[str, Any], source: str, checks: RunChecks | None) -> None:
     """The rules across rows (and the configs), after the schema; drops identical repeats from
     ``bundle`` in place. Paths in messages are indices in the file as given."""
     archs = _unique(bundle["architectures"], "architectures", ("arch_id",), source)
@@ -469,7 +498,7 @@ def _check_rows(bundle: dict[str, Any], source: str) -> None:
     for i, r in runs:
         if r.get("device_id") and r["device_id"] not in device_ids:
             raise _bad(source, f"runs/{i}/device_id", f"run {r['run_id']} refers to a device not in the bundle")
-        _check_settings(r, i, source)
+        _check_settings(r, i, source, checks)
 
     def refer(section: str, i: int, row: dict[str, Any], what: str) -> None:
         for field, known in (("arch_id", family_of), ("device_id", device_ids), ("run_id", run_of)):
@@ -532,7 +561,7 @@ def _check_rows(bundle: dict[str, Any], source: str) -> None:
 
 # -- import ----------------------------------------------------------------------------------------
 def _run_row(r: dict[str, Any]) -> dict[str, Any]:
-    row = {k: r.get(k) for k in RUN_COLUMNS}
+    row = stored_run(r)
     if row["status"] in LIVE_STATUSES:
         row["status"] = "imported"  # nothing runs it here; resuming belongs to the device that owns it
     for key, default in (("n_evaluated", 0), ("frontier_size", 0), ("elapsed", 0.0)):
@@ -544,13 +573,19 @@ def _refuse_other_runs(conn: sqlite3.Connection, bundle: dict[str, Any], rows: l
                        source: str) -> None:
     """A run already here must be this very run; checked inside the import's transaction, so no
     writer can add one between the check and the insert."""
-    cols = ",".join(RUN_COLUMNS)
+    cols = ",".join(STORED_RUN_COLUMNS)
+
+    def value(row: dict[str, Any], k: str) -> Any:  # JSON texts compare by what they say, not their spelling
+        if k in _JSON_COLUMNS and row[k] is not None:
+            return json.loads(row[k])
+        return row[k]
+
     for raw, row in zip(bundle["runs"], rows):
         local = conn.execute(f"SELECT {cols} FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
         if local is None:
             continue
-        here = dict(zip(RUN_COLUMNS, local))
-        differs = [k for k in RUN_COLUMNS if k != "status" and here[k] != row[k]]
+        here = dict(zip(STORED_RUN_COLUMNS, local))
+        differs = [k for k in STORED_RUN_COLUMNS if k != "status" and value(here, k) != value(row, k)]
         if here["status"] not in (raw["status"], row["status"]):
             differs.insert(0, "status")
         if not differs:
@@ -582,12 +617,12 @@ def summary_line(added: dict[str, int]) -> str:
 
 
 def import_bundle(store: Store, data: bytes | str, source: str = "bundle",
-                  bundle: dict[str, Any] | None = None) -> dict[str, int]:
+                  bundle: dict[str, Any] | None = None, checks: RunChecks | None = None) -> dict[str, int]:
     """Validate (unless ``bundle`` is ``data`` already parsed by :func:`parse_bundle`), then insert all
     of it in one transaction; returns the rows added per table (:data:`SUMMARY_KEYS`), counted as
     they are inserted."""
     if bundle is None:
-        bundle = parse_bundle(data, source)
+        bundle = parse_bundle(data, source, checks)
     runs = [_run_row(r) for r in bundle["runs"]]
     added = dict.fromkeys(SUMMARY_KEYS, 0)
 
@@ -599,7 +634,18 @@ def import_bundle(store: Store, data: bytes | str, source: str = "bundle",
 
     try:
         with store.write() as conn:
-            _refuse_other_runs(conn, bundle, runs, source)
+            # An earlier release's DARTS run (a row of runs) goes to darts_runs, once.
+            darts = {r["run_id"] for r in runs if r["family"] == "darts"}
+            if darts:
+                ph = ",".join("?" * len(darts))
+                here = {row[0] for row in conn.execute(f"SELECT darts_id FROM darts_runs WHERE darts_id IN ({ph})",
+                                                      list(darts))}
+                runs = [r for r in runs if r["run_id"] not in here]
+                members = [m for m in bundle["members"] if m["run_id"] not in here]
+            else:
+                members = bundle["members"]
+            _refuse_other_runs(conn, {**bundle, "runs": [r for r in bundle["runs"] if r["run_id"] in
+                                                         {x["run_id"] for x in runs}]}, runs, source)
             for d in bundle["devices"]:  # a device already here keeps its record (same id: same machine)
                 record = {**d["record"], "device_id": d["device_id"], "name": d["name"], "kind": d["kind"]}
                 added["devices"] += _changes(conn, store.upsert_device, record)
@@ -615,8 +661,11 @@ def import_bundle(store: Store, data: bytes | str, source: str = "bundle",
                                     (m["arch_id"], m["device_id"], m["protocol"])).fetchone()
                 if here is not None and tuple(here) != tuple(m.get(k) for k in MEASUREMENT_COLUMNS):
                     added["skipped_measurements"] += 1  # the local measurement is the cache every run here reads
-            added["runs"] = insert("runs", RUN_COLUMNS, runs)
-            added["run_members"] = insert("run_members", MEMBER_COLUMNS, bundle["members"])
+            added["runs"] = insert("runs", STORED_RUN_COLUMNS, runs)
+            added["run_members"] = insert("run_members", MEMBER_COLUMNS, members)
+            if darts:
+                for stmt in LEGACY_DARTS_RUNS.split(";"):
+                    conn.execute(stmt)
             added["measurement_history"] = insert("measurement_history", HISTORY_COLUMNS,
                                                   bundle.get("measurement_history", []))
     except sqlite3.IntegrityError as exc:  # validation should make this unreachable; never half an import

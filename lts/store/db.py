@@ -274,8 +274,91 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log(at)
 """
 
+# v6: typed run state (lts.store.runs). ``runs.state_json`` was one JSON bag that the runner rewrote
+# on every evaluation while other writers added keys to it (a lost update waiting to happen). It is
+# split by owner: ``settings_json`` (fixed when the run is created: evolution, surrogate, drift,
+# protocol, memory limit, remote device, proxy settings), ``progress_json`` (a versioned record
+# only the runner writes: generation, pending proposals, strategy state, hypervolume scales,
+# device seconds, ...), and relations between runs as columns (``reproduces``; no foreign key, like
+# validation_runs.source_run_id: a run imported from a bundle may reproduce one that is not here). Proxy objectives'
+# values are cached per (architecture, proxy, settings) in ``proxy_scores``, like measurements.
+# DARTS rows keep their state_json: the next migration moves them to their own table.
+_V_RUN_STATE = """
+ALTER TABLE runs ADD COLUMN settings_json TEXT;
+ALTER TABLE runs ADD COLUMN progress_json TEXT;
+ALTER TABLE runs ADD COLUMN reproduces TEXT;
+UPDATE runs SET
+    settings_json = json_remove(COALESCE(state_json, '{}'), '$.generation', '$.pending', '$.rng', '$.hv_scales',
+        '$.device_seconds', '$.drift_flags', '$.idle_generations', '$.screened', '$.reproduces'),
+    progress_json = json_insert(json_remove(COALESCE(state_json, '{}'), '$.evolution', '$.drift', '$.surrogate',
+        '$.protocol', '$.memory_limit_mb', '$.remote', '$.reproduces'), '$.version', 1),
+    reproduces = json_extract(state_json, '$.reproduces')
+    WHERE strategy != 'darts' AND (state_json IS NULL OR json_valid(state_json));
+UPDATE runs SET state_json = NULL WHERE strategy != 'darts' AND settings_json IS NOT NULL;
+CREATE TABLE proxy_scores (
+    arch_id TEXT NOT NULL REFERENCES architectures(arch_id),
+    proxy TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    value REAL,
+    error TEXT,
+    seconds REAL,
+    computed_at REAL NOT NULL,
+    PRIMARY KEY (arch_id, proxy, settings)
+);
+CREATE INDEX runs_reproduces ON runs(reproduces)
+"""
+
+# DARTS searches (lts.darts) as jobs of their own kind (lts.store.darts): the lifecycle columns of
+# every job, the settings, progress (step, loss history, latest alpha), the finished result and the
+# derived architecture, and the checkpoint a killed search resumes from. DARTS searches that older
+# releases wrote into `runs` (strategy 'darts') move here, their derived architecture from their
+# one run member, and leave `runs` (their members go with them, ON DELETE CASCADE). Validations
+# follow the same lifecycle since: one that ended with failed architectures is 'failed' (a finished
+# job never runs again, and a resume retries those), one stopped by Ctrl-C 'cancelled'.
+_V_DARTS = """
+CREATE TABLE darts_runs (
+    darts_id TEXT PRIMARY KEY,
+    settings_json TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    message TEXT,
+    elapsed REAL NOT NULL DEFAULT 0,
+    progress_json TEXT,
+    result_json TEXT,
+    derived_arch_id TEXT REFERENCES architectures(arch_id),
+    checkpoint_path TEXT,
+    checkpoint_step INTEGER,
+    pid INTEGER,
+    host TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX darts_runs_created ON darts_runs(created_at);
+""" + "{legacy}" + """;
+UPDATE validation_runs SET status = 'failed' WHERE status = 'finished' AND n_failed > 0;
+UPDATE validation_runs SET status = 'cancelled' WHERE status = 'interrupted'
+"""
+
+# Earlier releases kept a DARTS search as a row of `runs` (strategy darts, its derived
+# architecture the one member): the v7 migration and a bundle import move such rows to darts_runs.
+LEGACY_DARTS_RUNS = """
+INSERT OR IGNORE INTO darts_runs (darts_id, settings_json, seed, steps, step, status, message, elapsed, progress_json,
+                        result_json, derived_arch_id, pid, host, created_at, updated_at)
+    SELECT run_id,
+           CASE WHEN json_valid(space_json) THEN json_remove(space_json, '$.family', '$.name') ELSE space_json END,
+           seed, COALESCE(budget, n_evaluated), n_evaluated, status, message, elapsed, state_json,
+           CASE WHEN status = 'finished' THEN state_json END,
+           (SELECT m.arch_id FROM run_members m WHERE m.run_id = runs.run_id ORDER BY m.eval_index LIMIT 1),
+           pid, host, created_at, updated_at
+    FROM runs WHERE strategy = 'darts';
+DELETE FROM runs WHERE strategy = 'darts'
+"""
+_V_DARTS = _V_DARTS.replace("{legacy}", LEGACY_DARTS_RUNS)
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -516,7 +599,7 @@ class Store:
 
     @staticmethod
     def upsert_architecture(conn: sqlite3.Connection, cfg: Any) -> None:
-        from lts.proxies.params import proxy_values
+        from lts.space.counts import proxy_values
 
         p = proxy_values(cfg)
         conn.execute(

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params
-from lts.search.objectives import MEASURED, OBJECTIVES, Constraints, hv_reference, objective_matrix
-from lts.search.pareto import crowding, hypervolume, nd_ranks
+from lts.space.counts import decoder_params
 from lts.space.config import Config
+from lts.store import surrogates as store_surrogates
 from lts.store.db import Store
+from lts.store.surrogates import Prediction
+from lts.surrogate.data import OBJECTIVES as COST_COLUMNS
 from lts.surrogate.data import measured
 from lts.surrogate.features import Shape, matrix
 from lts.surrogate.model import KINDS, CostModel, fit_best
+from lts.objectives import Constraints, hv_reference, objective_matrix
+from lts.pareto import crowding, hypervolume, nd_ranks
+
+MEASURED = tuple(COST_COLUMNS)  # the costs a surrogate predicts: latency, memory
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,11 @@ class Screen:
     """The screening of one run; refits on the database's measurements of its device and protocol."""
 
     def __init__(self, store: Store, run_id: str, device_id: str, protocol: str, objectives: Sequence[str],
-                 constraints: Constraints, settings: SurrogateSettings, seed: int = 0) -> None:
+                 constraints: Constraints, settings: SurrogateSettings, seed: int = 0,
+                 cheap: Callable[[Config], Mapping[str, float | None]] | None = None) -> None:
+        """``cheap(cfg)``: the values of the run's proxy objectives beyond the parameter count, by
+        member-row column (None where a proxy failed: that child is not measured)."""
+        self.cheap = cheap
         self.store, self.run_id = store, run_id
         self.device_id, self.protocol = device_id, protocol
         self.objectives = tuple(objectives)
@@ -155,6 +164,12 @@ class Screen:
         self._since_fit += 1
         if not self.models or not pool:
             return list(pool[:room])
+        cheap = [dict(self.cheap(cfg)) if self.cheap else {} for cfg in pool]
+        if any(None in c.values() for c in cheap):
+            kept = [i for i, c in enumerate(cheap) if None not in c.values()]
+            pool, cheap = [pool[i] for i in kept], [cheap[i] for i in kept]
+            if not pool:
+                return []
         X = matrix(list(pool), self.shape)
         preds = {obj: self.models[obj].predict(X) for obj in self.predicted}
         z = self.settings.z
@@ -162,11 +177,11 @@ class Screen:
         rows_opt = []
         rows_mean = []
         for i, cfg in enumerate(pool):
-            base = {"decoder_params": decoder_params(cfg)}
+            base = {"decoder_params": decoder_params(cfg), **cheap[i]}
             opt = dict(base)
             mean = dict(base)
             for obj in self.predicted:
-                col = OBJECTIVES[obj][0]
+                col = COST_COLUMNS[obj]
                 m, s = preds[obj][0][i], preds[obj][1][i]
                 opt[col], mean[col] = max(m - z * s, 0.0), m
             rows_opt.append(opt)
@@ -176,7 +191,7 @@ class Screen:
         F_opt = objective_matrix(rows_opt, self.objectives)
         keep = []
         for i in range(len(pool)):
-            if self.constraints.violation({k: v for k, v in rows_opt[i].items() if k != "decoder_params"}):
+            if self.constraints.violation({k: rows_opt[i][k] for k in ("latency_ms", "peak_memory_mb") if k in rows_opt[i]}):
                 continue  # even optimistically over a cost limit
             if not dominated_by(F_front, F_opt[i]):
                 keep.append(i)
@@ -189,33 +204,26 @@ class Screen:
             order = sorted(range(len(keep)), key=lambda j: (ranks[j], -crowd[j], j))
             keep = [keep[j] for j in order[:room]]
         chosen = set(keep)
-        now = time.time()
-        with self.store.write() as conn:
-            for i, cfg in enumerate(pool):
-                self.store.upsert_architecture(conn, cfg)
-                for obj in self.predicted:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO predictions (run_id, arch_id, objective, surrogate_id, mean, std, decision,"
-                        " measured, predicted_at) VALUES (?,?,?,?,?,?,?,NULL,?)",
-                        (self.run_id, cfg.arch_id, obj, None, float(preds[obj][0][i]), float(preds[obj][1][i]),
-                         "measure" if i in chosen else "skip", now))
+        store_surrogates.record_predictions(
+            self.store, self.run_id, pool,
+            [Prediction(cfg.arch_id, obj, float(preds[obj][0][i]), float(preds[obj][1][i]),
+                        "measure" if i in chosen else "skip")
+             for i, cfg in enumerate(pool) for obj in self.predicted], time.time())
         return [pool[i] for i in sorted(chosen)]
 
     def record(self, conn: Any, arch_id: str, measurement: Mapping[str, Any]) -> None:
         """Put the real measurement beside its prediction (inside the caller's transaction)."""
         for obj in self.predicted:
-            value = measurement.get(OBJECTIVES[obj][0])
+            value = measurement.get(COST_COLUMNS[obj])
             if value is not None:
-                conn.execute("UPDATE predictions SET measured = ? WHERE run_id = ? AND arch_id = ? AND objective = ?",
-                             (float(value), self.run_id, arch_id, obj))
+                store_surrogates.set_measured(conn, self.run_id, arch_id, obj, float(value))
 
 
 def prediction_error(store: Store, run_id: str, last: int | None = None) -> dict[str, Any]:
     """MAPE (%) and share within +-10% of the run's predictions that were measured since, per objective."""
     out: dict[str, Any] = {}
     for obj in MEASURED:
-        rows = store.query("SELECT mean, measured FROM predictions WHERE run_id = ? AND objective = ?"
-                           " AND measured IS NOT NULL ORDER BY predicted_at", (run_id, obj))
+        rows = store_surrogates.measured_predictions(store, run_id, obj)
         if last:
             rows = rows[-last:]
         if rows:

@@ -8,6 +8,7 @@ import numpy as np
 
 from lts.errors import LtsError
 from lts.space.config import Config, config_from_json
+from lts.store import measurements as store_measurements
 from lts.store.db import Store
 from lts.surrogate.features import Shape, matrix
 
@@ -41,12 +42,7 @@ def measured(store: Store, device_id: str, protocol: str, objective: str,
              arch_ids: list[str] | None = None) -> Measured:
     """Feasible measurements (ordered by arch id, so a set is reproducible), without drift-marked ones."""
     col = objective_column(objective)
-    rows = store.query(
-        f"""SELECT a.arch_id, a.config_json, m.{col} AS y, m.seconds FROM measurements m
-            JOIN architectures a USING (arch_id)
-            WHERE m.device_id = ? AND m.protocol = ? AND m.infeasible IS NULL AND m.{col} > 0
-              AND m.drift_flag IS NULL AND a.family IN ('gpt2', 'transxl')
-            ORDER BY a.arch_id""", (device_id, protocol))
+    rows = store_measurements.training_rows(store, device_id, protocol, col)
     if arch_ids is not None:
         keep = set(arch_ids)
         rows = [r for r in rows if r["arch_id"] in keep]
@@ -58,9 +54,7 @@ def measured(store: Store, device_id: str, protocol: str, objective: str,
 
 def resolve(store: Store, device_name: str, protocol: str | None = None) -> tuple[str, str]:
     """(device_id, protocol) of a device name: the record and protocol with the most measurements."""
-    rows = store.query(
-        """SELECT d.device_id, m.protocol, COUNT(*) AS n FROM devices d JOIN measurements m USING (device_id)
-           WHERE d.name = ? AND m.infeasible IS NULL GROUP BY d.device_id, m.protocol ORDER BY n DESC""", (device_name,))
+    rows = store_measurements.feasible_counts(store, device_name)
     if protocol is not None:
         rows = [r for r in rows if r["protocol"] == protocol]
     if not rows:

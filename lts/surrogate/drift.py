@@ -8,7 +8,6 @@ the dashboard shows them.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -16,9 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import Config
 from lts.space.ranges import SearchSpace
+from lts.store import surrogates as store_surrogates
 from lts.store.db import Store
 
 
@@ -53,7 +53,7 @@ class DriftMonitor:
         self.reference = reference_config(space)
 
     def _checks(self) -> list[dict[str, Any]]:
-        return self.store.query("SELECT * FROM drift_checks WHERE run_id = ? ORDER BY check_index", (self.run_id,))
+        return store_surrogates.drift_checks(self.store, self.run_id)
 
     def due(self, n_evaluated: int) -> bool:
         if self.settings.every <= 0:
@@ -74,16 +74,7 @@ class DriftMonitor:
         row = {"run_id": self.run_id, "check_index": len(checks), "arch_id": self.reference.arch_id,
                "eval_index": n_evaluated, "latency_ms": lat, "ratio": ratio, "flagged": int(flagged), "measured_at": now,
                "seconds": m.get("seconds") or 0.0}
-        with self.store.write() as conn:
-            self.store.upsert_architecture(conn, self.reference)
-            conn.execute("INSERT INTO drift_checks (run_id, check_index, arch_id, eval_index, latency_ms, ratio, flagged,"
-                         " measured_at) VALUES (?,?,?,?,?,?,?,?)",
-                         tuple(row[k] for k in ("run_id", "check_index", "arch_id", "eval_index", "latency_ms", "ratio",
-                                                "flagged", "measured_at")))
-            if flagged and checks:
-                since = checks[-1]["measured_at"]
-                conn.execute("UPDATE measurements SET drift_flag = ? WHERE device_id = ? AND protocol = ?"
-                             " AND measured_at > ? AND measured_at <= ?",
-                             (json.dumps({"run_id": self.run_id, "check": len(checks), "ratio": round(ratio, 4)}),
-                              self.device_id, self.protocol, since, now))
+        mark = {"run_id": self.run_id, "check": len(checks), "ratio": round(ratio, 4)} if flagged and checks else None
+        store_surrogates.record_drift_check(self.store, self.reference, row, self.device_id, self.protocol,
+                                            checks[-1]["measured_at"] if mark else None, mark)
         return row

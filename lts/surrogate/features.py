@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params, forward_flops, total_params
+from lts.space.counts import decoder_params, forward_flops, total_params
 from lts.space.config import Config, DartsConfig, TransXLConfig
 
 COST_TERMS = ("matmul_flops", "attn_scores", "elementwise", "layer_calls", "weights", "tokens")

@@ -36,3 +36,8 @@ def proxy_baselines(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray
         j = FEATURES.index(name)
         out[name] = figures(power_law_baseline(X_train[:, j], y_train, X_test[:, j]), y_test)
     return out
+
+
+def held_out_points(arch_ids: list[str], y: np.ndarray, pred: np.ndarray, std: np.ndarray) -> list[list[Any]]:
+    """[arch_id, measured, predicted, std] per held-out architecture: the panel plots these without refitting."""
+    return [[a, round(float(m), 5), round(float(p), 5), round(float(s), 5)] for a, m, p, s in zip(arch_ids, y, pred, std)]

@@ -1,48 +1,28 @@
-"""Fit, version, store and reload a cost surrogate per (device, protocol, objective).
+"""Fit, version and report a cost surrogate per (device, protocol, objective).
 
 A surrogate row keeps its training-set architecture ids, feature names, choice of model and figures;
 the fitted model is rebuilt from those (scikit-learn fits here are deterministic and take well
 under a second), so nothing opaque is pickled into the database and an old version can always be
-reproduced from the measurements it names.
+reproduced from the measurements it names (:mod:`lts.surrogate.stored`).
 """
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lts.errors import LtsError
+from lts.store import surrogates as store_surrogates
 from lts.store.db import Store
 from lts.surrogate.data import Measured, held_out_split, measured
 from lts.surrogate.defaults import DEFAULT_TRAIN  # defined there, light, for the CLI; still importable from here
-from lts.surrogate.features import FEATURES
-from lts.surrogate.figures import figures, proxy_baselines
+from lts.surrogate.figures import figures, held_out_points, proxy_baselines
 from lts.surrogate.model import KINDS, CostModel, fit_best
+from lts.surrogate.stored import Surrogate, from_record, load, save  # importable from here, as before
 
-
-@dataclass
-class Surrogate:
-    surrogate_id: str
-    device_id: str
-    protocol: str
-    objective: str
-    version: int
-    model: CostModel
-    train_ids: list[str]
-    figures: dict[str, Any]
-    source_surrogate_id: str | None = None
-
-    def predict_configs(self, configs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        from lts.surrogate.features import Shape, matrix
-
-        if not configs:
-            return np.zeros(0), np.zeros(0)
-        return self.model.predict(matrix(list(configs), Shape.from_protocol(self.protocol)))
+__all__ = ["DEFAULT_TRAIN", "Surrogate", "evaluate", "fit_surrogate", "from_record", "held_out_points",
+           "learning_curve", "load", "report_rows", "save", "split"]
 
 
 def split(data: Measured, n_train: int, seed: int) -> tuple[Measured, Measured]:
@@ -65,11 +45,6 @@ def evaluate(model: CostModel, train: Measured, test: Measured) -> dict[str, Any
     return out
 
 
-def held_out_points(arch_ids: list[str], y: np.ndarray, pred: np.ndarray, std: np.ndarray) -> list[list[Any]]:
-    """[arch_id, measured, predicted, std] per held-out architecture: the panel plots these without refitting."""
-    return [[a, round(float(m), 5), round(float(p), 5), round(float(s), 5)] for a, m, p, s in zip(arch_ids, y, pred, std)]
-
-
 def fit_surrogate(store: Store, device_id: str, protocol: str, objective: str, n_train: int = DEFAULT_TRAIN,
                   seed: int = 0, kinds: tuple[str, ...] = KINDS) -> Surrogate:
     """Fit on up to ``n_train`` measured architectures, report on the rest, store as a new version."""
@@ -84,76 +59,23 @@ def fit_surrogate(store: Store, device_id: str, protocol: str, objective: str, n
     return save(store, device_id, protocol, objective, model, train.arch_ids, figs)
 
 
-def save(store: Store, device_id: str, protocol: str, objective: str, model: CostModel, train_ids: list[str],
-         figs: dict[str, Any], source_surrogate_id: str | None = None) -> Surrogate:
-    sid = uuid.uuid4().hex[:12]
-    with store.write() as conn:
-        version = conn.execute(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM surrogates WHERE device_id = ? AND protocol = ? AND objective = ?",
-            (device_id, protocol, objective)).fetchone()[0]
-        conn.execute(
-            "INSERT INTO surrogates (surrogate_id, device_id, protocol, objective, version, model_kind, features_json,"
-            " train_ids_json, figures_json, model_json, source_surrogate_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (sid, device_id, protocol, objective, version, model.kind, json.dumps(list(FEATURES)),
-             json.dumps(train_ids), json.dumps(figs, sort_keys=True),
-             json.dumps({"kind": model.kind, "seed": model.seed, "rel_std": model.rel_std}),
-             source_surrogate_id, time.time()))
-    return Surrogate(sid, device_id, protocol, objective, version, model, train_ids, figs, source_surrogate_id)
-
-
-def load(store: Store, device_id: str, protocol: str, objective: str, version: int | None = None) -> Surrogate:
-    """The latest (or a given) version, refitted from the measurements it names."""
-    sql = "SELECT * FROM surrogates WHERE device_id = ? AND protocol = ? AND objective = ?"
-    params: list[Any] = [device_id, protocol, objective]
-    if version is not None:
-        sql += " AND version = ?"
-        params.append(version)
-    rows = store.query(sql + " ORDER BY version DESC LIMIT 1", params)
-    if not rows:
-        raise LtsError(f"no {objective} surrogate for device {device_id} and protocol {protocol}; "
-                       "fit one with lts surrogate fit")
-    return from_row(store, rows[0])
-
-
-def from_row(store: Store, row: dict[str, Any]) -> Surrogate:
-    if json.loads(row["features_json"]) != list(FEATURES):
-        raise LtsError(f"surrogate {row['surrogate_id']} was fitted on other features; fit a new version")
-    spec = json.loads(row["model_json"])
-    train_ids = json.loads(row["train_ids_json"])
-    if row["source_surrogate_id"]:
-        from lts.surrogate.transfer import load_adapted
-
-        return load_adapted(store, row)
-    data = measured(store, row["device_id"], row["protocol"], row["objective"], train_ids)
-    if len(data) != len(train_ids):
-        raise LtsError(f"surrogate {row['surrogate_id']}: {len(train_ids) - len(data)} of its training "
-                       "measurements are gone from the database")
-    model = CostModel(spec["kind"], spec["seed"], spec["rel_std"]).fit(data.X, data.y)
-    return Surrogate(row["surrogate_id"], row["device_id"], row["protocol"], row["objective"], row["version"], model,
-                     train_ids, json.loads(row["figures_json"]), None)
-
-
 def report_rows(store: Store) -> list[dict[str, Any]]:
     """The latest version per (device, protocol, objective), flattened for a table."""
-    rows = store.query(
-        """SELECT s.*, d.name AS device_name FROM surrogates s JOIN devices d USING (device_id)
-           WHERE s.version = (SELECT MAX(version) FROM surrogates t WHERE t.device_id = s.device_id
-                              AND t.protocol = s.protocol AND t.objective = s.objective)
-           ORDER BY d.name, s.protocol, s.objective""")
+    rows = store_surrogates.latest_per_key(store)
     out = []
     for r in rows:
-        f = json.loads(r["figures_json"])
+        f = r.figures
         h = f.get("held_out") or {}
         b = f.get("baselines") or {}
         out.append({
-            "device": r["device_name"], "protocol": r["protocol"], "objective": r["objective"], "version": r["version"],
-            "model": r["model_kind"], "train_n": f.get("train_n"), "test_n": h.get("n"), "mape": h.get("mape"),
+            "device": r.device_name, "protocol": r.protocol, "objective": r.objective, "version": r.version,
+            "model": r.model_kind, "train_n": f.get("train_n"), "test_n": h.get("n"), "mape": h.get("mape"),
             "within_10": h.get("within_10"), "kendall": h.get("kendall"), "coverage_1sd": h.get("coverage_1sd"),
             "params_mape": (b.get("decoder_params") or {}).get("mape"),
             "params_kendall": (b.get("decoder_params") or {}).get("kendall"),
             "flops_mape": (b.get("flops_per_token") or {}).get("mape"),
             "flops_kendall": (b.get("flops_per_token") or {}).get("kendall"),
-            "adapted_from": r["source_surrogate_id"], "surrogate_id": r["surrogate_id"],
+            "adapted_from": r.source_surrogate_id, "surrogate_id": r.surrogate_id,
         })
     return out
 

@@ -9,8 +9,6 @@ plain calibration it improves on, and often enough).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,41 +16,11 @@ import numpy as np
 from lts.errors import LtsError
 from lts.store.db import Store
 from lts.surrogate.data import held_out_split, measured
-from lts.surrogate.figures import figures
-from lts.surrogate.fit import Surrogate, from_row, held_out_points, save
+from lts.surrogate.figures import figures, held_out_points
 from lts.surrogate.model import CostModel
+from lts.surrogate.stored import AdaptedModel, Surrogate, save
 
-
-@dataclass
-class AdaptedModel:
-    source: Any  # CostModel or another AdaptedModel
-    a: float = 0.0
-    b: float = 1.0
-    rel_std: float = 0.1
-    kind: str = "adapted"
-    seed: int = 0
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "AdaptedModel":
-        if len(y) < 2:
-            raise LtsError(f"adapting a surrogate needs at least 2 measurements on the new device, got {len(y)}")
-        base = np.log(self.source.predict(X)[0])
-        logy = np.log(y)
-        if len(y) >= 4 and np.ptp(base) > 0:
-            self.b, self.a = (float(v) for v in np.polyfit(base, logy, 1))
-        else:  # too few points for a slope: keep the source's ranking exactly, fit the scale
-            self.b, self.a = 1.0, float(np.mean(logy - base))
-        resid = logy - (self.a + self.b * base)
-        dof = max(1, len(y) - (2 if len(y) >= 4 else 1))
-        # the source's own spread is a floor: k points cannot show that the new device is more regular
-        self.rel_std = float(max(np.sqrt(np.sum(resid**2) / dof), getattr(self.source, "rel_std", 0.0)))
-        return self
-
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = np.exp(self.a + self.b * np.log(self.source.predict(X)[0]))
-        return mean, mean * self.rel_std
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "a": self.a, "b": self.b, "rel_std": self.rel_std}
+__all__ = ["AdaptedModel", "adapt", "transfer_curve"]
 
 
 def adapt(store: Store, source: Surrogate, device_id: str, protocol: str, k: int | None = None,
@@ -73,18 +41,6 @@ def adapt(store: Store, source: Surrogate, device_id: str, protocol: str, k: int
         figs["points"] = held_out_points(test.arch_ids, test.y, pred, std)
     return save(store, device_id, protocol, source.objective, model, train.arch_ids,  # type: ignore[arg-type]
                 figs, source_surrogate_id=source.surrogate_id)
-
-
-def load_adapted(store: Store, row: dict[str, Any]) -> Surrogate:
-    src_rows = store.query("SELECT * FROM surrogates WHERE surrogate_id = ?", (row["source_surrogate_id"],))
-    if not src_rows:
-        raise LtsError(f"surrogate {row['surrogate_id']} was adapted from {row['source_surrogate_id']}, which is gone")
-    source = from_row(store, src_rows[0])
-    train_ids = json.loads(row["train_ids_json"])
-    data = measured(store, row["device_id"], row["protocol"], row["objective"], train_ids)
-    model = AdaptedModel(source.model).fit(data.X, data.y)
-    return Surrogate(row["surrogate_id"], row["device_id"], row["protocol"], row["objective"], row["version"],
-                     model, train_ids, json.loads(row["figures_json"]), row["source_surrogate_id"])  # type: ignore[arg-type]
 
 
 def transfer_curve(store: Store, source: Surrogate, device_id: str, protocol: str, ks: tuple[int, ...] = (5, 10, 20),

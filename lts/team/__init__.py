@@ -6,6 +6,7 @@
 * :mod:`lts.team.audit`   -- the ``audit_log`` table: who did what, when
 * :mod:`lts.team.guarded` -- the role- and limit-checked, audited calls pages make
 * :mod:`lts.team.serve`   -- ``lts serve``: no exposure beyond loopback without sign-in
-* :mod:`lts.team.page`    -- the Streamlit side: sign-in gate, warning banner, current user, limits,
-  the Ray cluster's devices for the Search page
+
+The Streamlit side (sign-in gate, warning banner, current user, limits, the Ray cluster's devices for
+the Search page) is ``dashboard/team_page.py``: streamlit is imported only under ``dashboard/``.
 """

@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any
 
+from lts.store import audit as store_audit
+from lts.store.audit import AuditEntry
 from lts.store.db import Store
 from lts.team.auth import User
 
@@ -22,29 +24,16 @@ def record(store: Store, user: User | None, action: str, target: str | None, out
     """Append one entry (its own transaction: a refused action leaves its trace too)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-    with store.write() as conn:
-        conn.execute(
-            "INSERT INTO audit_log (at, user, role, via, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?,?,?)",
-            (time.time(), user.name if user else "(not signed in)", user.role if user else "-",
-             user.via if user else "-", action, target, outcome,
-             json.dumps(detail, sort_keys=True, default=str) if detail else None),
-        )
+    store_audit.append(store, AuditEntry(
+        time.time(), user.name if user else "(not signed in)", user.role if user else "-", user.via if user else "-",
+        action, target, outcome, detail or None))
 
 
 def entries(store: Store, limit: int = 1000, user: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` entries, optionally of one user or action; ``detail`` decoded."""
-    where, params = [], []
-    if user:
-        where.append("user = ?")
-        params.append(user)
-    if action:
-        where.append("action = ?")
-        params.append(action)
-    sql = "SELECT * FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "")
-    rows = store.query(sql + " ORDER BY entry_id DESC LIMIT ?", [*params, int(limit)])
-    for r in rows:
-        r["detail"] = json.loads(r.pop("detail_json")) if r.get("detail_json") else None
-    return rows
+    return [{"entry_id": e.entry_id, "at": e.at, "user": e.user, "role": e.role, "via": e.via, "action": e.action,
+             "target": e.target, "outcome": e.outcome, "detail": dict(e.detail) if e.detail else None}
+            for e in store_audit.newest(store, limit, user, action)]
 
 
 def audit_frame(store: Store, limit: int = 1000, user: str | None = None, action: str | None = None) -> Any:
@@ -60,6 +49,4 @@ def audit_frame(store: Store, limit: int = 1000, user: str | None = None, action
 
 def known_values(store: Store) -> tuple[list[str], list[str]]:
     """The users and the actions the trail holds (the audit page's filter choices)."""
-    users = [r["user"] for r in store.query("SELECT DISTINCT user FROM audit_log ORDER BY user")]
-    actions = [r["action"] for r in store.query("SELECT DISTINCT action FROM audit_log ORDER BY action")]
-    return users, actions
+    return store_audit.users_and_actions(store)

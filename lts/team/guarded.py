@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from lts.errors import LtsError
+from lts.jobs import lifecycle
+from lts.store import jobs as store_jobs
 from lts.store.db import Store
 from lts.team import audit
 from lts.team.auth import PermissionDenied, User, require
@@ -38,73 +40,30 @@ def _audited(store: Store, user: User | None, action: str, target: str | None,
     audit.record(store, user, action, entry["target"], "ok", entry["detail"] or None)
 
 
-def _alive_pid(row: dict[str, Any]) -> bool:
-    from lts.search.session import process_alive
-
-    return process_alive(row.get("pid"))
-
-
-# A run launched from the dashboard is inserted before its process is spawned (its pid comes a
-# moment later): a fresh 'created' row without a pid is a launch in flight and counts as running.
-STARTING_S = 120.0
-
-
-def _job_is_running(row: dict[str, Any], now: float, effective_status: Callable[[dict[str, Any]], str]) -> bool:
-    if effective_status(row) in ("running", "cancelling"):
-        return True
-    if row["status"] != "created":
-        return False
-    return _alive_pid(row) or (row.get("pid") is None and now - float(row["created_at"]) < STARTING_S)
-
-
-def _search_is_running(row: dict[str, Any], now: float) -> bool:
-    from lts.search.session import effective_status
-
-    return _job_is_running(row, now, effective_status)
-
-
-def _validation_is_running(row: dict[str, Any], now: float) -> bool:
-    from lts.validate.session import effective_status
-
-    return _job_is_running(row, now, effective_status)
-
-
-_ACTIVE = "SELECT status, pid, created_at FROM {} WHERE status IN ('created', 'running', 'cancelling')"
-_ACTIVE_SEARCHES = _ACTIVE.format("runs")
-_ACTIVE_VALIDATIONS = _ACTIVE.format("validation_runs")
-
-
 def running_searches(store: Store) -> int:
     """Searches running now in this database (from any launcher), or launched and about to start."""
-    now = time.time()
-    return sum(1 for r in store.query(_ACTIVE_SEARCHES) if _search_is_running(r, now))
+    return store_jobs.occupied_slots(store, store_jobs.SEARCH)
 
 
-def _admit(limits: Limits, sql: str, is_running: Callable[[dict[str, Any], float], bool],
-           kind: str) -> Callable[[sqlite3.Connection], None]:
-    """The concurrency check, run inside the transaction that inserts the new job."""
+def running_validations(store: Store) -> int:
+    """Validation runs running now (from any launcher), or launched and about to start."""
+    return store_jobs.occupied_slots(store, store_jobs.VALIDATION)
+
+
+def _admit(limits: Limits, kind: store_jobs.JobKind, what: str) -> Callable[[sqlite3.Connection], None]:
+    """The concurrency check, run inside the transaction that inserts the new job: the active rows are
+    read there, so simultaneous launches cannot all pass the limit."""
 
     def admit(conn: sqlite3.Connection) -> None:
         now = time.time()
-        cur = conn.execute(sql)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        limits.check_concurrent(sum(1 for r in rows if is_running(r, now)), kind)
+        rows = store_jobs.active_rows(conn, kind)
+        limits.check_concurrent(sum(1 for r in rows if lifecycle.occupies_slot(r, now)), what)
 
     return admit
 
 
 def _admit_search(limits: Limits) -> Callable[[sqlite3.Connection], None]:
-    return _admit(limits, _ACTIVE_SEARCHES, _search_is_running, "searches")
-
-
-def running_validations(store: Store) -> int:
-    from lts.validate.session import has_tables
-
-    if not has_tables(store):
-        return 0
-    now = time.time()
-    return sum(1 for r in store.query(_ACTIVE_VALIDATIONS) if _validation_is_running(r, now))
+    return _admit(limits, store_jobs.SEARCH, "searches")
 
 
 # -- searches ----------------------------------------------------------------------------------
@@ -152,19 +111,16 @@ def reproduce_search(user: User | None, store: Store, db_path: str | Path, sourc
 
 def _start(store: Store, db_path: str | Path, run_id: str) -> None:
     """Spawn the run's process and record its pid; a run that could not be spawned is marked failed
-    (else it would hold a place under the concurrency limit until STARTING_S passes)."""
+    (else it would hold a place under the concurrency limit until :data:`lts.jobs.STARTING_S` passes)."""
     from lts.search.session import launch_background
 
     try:
         pid = launch_background(db_path, run_id)
     except OSError as exc:
-        with store.write() as conn:
-            conn.execute("UPDATE runs SET status = 'failed', message = ?, updated_at = ? WHERE run_id = ?",
-                         (f"could not start its process: {exc}", time.time(), run_id))
+        store_jobs.transition(store, store_jobs.SEARCH, run_id, lifecycle.FAILED,
+                              message=f"could not start its process: {exc}")
         raise LtsError(f"run {run_id}: could not start its process ({exc})") from None
-    with store.write() as conn:
-        conn.execute("UPDATE runs SET pid = ?, updated_at = ? WHERE run_id = ? AND pid IS NULL",
-                     (pid, time.time(), run_id))
+    store_jobs.update(store, store_jobs.SEARCH, run_id, pid=pid)
 
 
 def cancel_search(user: User | None, store: Store, run_id: str) -> str:
@@ -190,7 +146,7 @@ def delete_run(user: User | None, store: Store, run_id: str) -> dict[str, int]:
 # -- data ----------------------------------------------------------------------------------------
 def import_bundle(user: User | None, store: Store, data: bytes, source: str, *, limits: Limits) -> dict[str, int]:
     """Import a results bundle (validated, all-or-nothing, idempotent); returns new rows per table."""
-    from lts.store.bundle import import_bundle as do_import
+    from lts.search.exchange import import_bundle as do_import
 
     with _audited(store, user, "import_bundle", source, {"bytes": len(data)}) as entry:
         require(user, "import", "import bundles")
@@ -212,7 +168,7 @@ def launch_validation(user: User | None, store: Store, db_path: str | Path, form
         limits.check_validation(form.n_archs, form.steps)
         limits.check_concurrent(running_validations(store), "validation runs")
         validation_id = launch(store, db_path, form,
-                               admit=_admit(limits, _ACTIVE_VALIDATIONS, _validation_is_running, "validation runs"))
+                               admit=_admit(limits, store_jobs.VALIDATION, "validation runs"))
         entry["target"] = validation_id
         return validation_id
 
@@ -237,3 +193,35 @@ def queue_remeasure(user: User | None, store: Store, db_path: str | Path, reques
         job_id = queue(store, db_path, request)
         entry["target"] = job_id
         return job_id
+
+
+# -- DARTS searches ----------------------------------------------------------------------------------
+def launch_darts(user: User | None, store: Store, db_path: str | Path, settings: Any, *, limits: Limits) -> str:
+    """Create a DARTS search (:class:`lts.darts.search.DartsSettings`) and start it detached; returns its id."""
+    from lts.darts.session import launch
+    from lts.store.darts import DARTS
+
+    detail = {"steps": settings.steps, "layers": settings.spec.n_layer, "d_model": settings.spec.d_model}
+    with _audited(store, user, "launch_darts", "DARTS run", detail) as entry:
+        require(user, "launch", "launch DARTS searches")
+        limits.check_darts(settings.steps)
+        darts_id = launch(store, db_path, settings, admit=_admit(limits, DARTS, "DARTS runs"))
+        entry["target"] = darts_id
+        return darts_id
+
+
+def resume_darts(user: User | None, store: Store, db_path: str | Path, darts_id: str) -> int:
+    """Continue a stopped, cancelled or failed DARTS search from its last checkpoint, detached."""
+    from lts.darts.session import start
+
+    with _audited(store, user, "resume_darts", darts_id):
+        require(user, "launch", "launch DARTS searches")
+        return start(store, db_path, darts_id)
+
+
+def cancel_darts(user: User | None, store: Store, darts_id: str) -> str:
+    from lts.darts.session import cancel_darts as cancel
+
+    with _audited(store, user, "cancel_darts", darts_id):
+        require(user, "cancel", "cancel DARTS searches")
+        return cancel(store, darts_id)

@@ -27,6 +27,8 @@ class Limits:
     max_concurrent_validations: int = 1
     max_validation_archs: int = 24
     max_validation_steps: int = 5000
+    max_concurrent_darts: int = 1  # DARTS searches running at once
+    max_darts_steps: int = 5000  # training steps per DARTS search
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -66,7 +68,8 @@ class Limits:
                                 f"{self.max_time_budget_s:g} s per search")
 
     def check_concurrent(self, running: int, kind: str = "searches") -> None:
-        limit = self.max_concurrent_searches if kind == "searches" else self.max_concurrent_validations
+        limit = {"searches": self.max_concurrent_searches, "DARTS runs": self.max_concurrent_darts}.get(
+            kind, self.max_concurrent_validations)
         if running >= limit:
             raise LimitExceeded(f"{running} {kind} already running, this dashboard's limit is {limit}: "
                                 f"wait for one to finish or cancel one")
@@ -82,3 +85,8 @@ class Limits:
                                 f"{self.max_validation_archs} per validation run")
         if steps > self.max_validation_steps:
             raise LimitExceeded(f"{steps} training steps is over this dashboard's limit of {self.max_validation_steps}")
+
+    def check_darts(self, steps: int) -> None:
+        if steps > self.max_darts_steps:
+            raise LimitExceeded(f"{steps} training steps is over this dashboard's limit of {self.max_darts_steps} "
+                                f"per DARTS search")

@@ -56,7 +56,7 @@ def _train(job: Job, train_tokens: Any, valid_tokens: Any) -> Outcome:
 
 def run_local_job(job: Job) -> Outcome:
     """Entry point of a local job (picklable, top-level): load the tokens and train."""
-    from lts.validate.tokenizer import TokenData
+    from lts.text.tokenizer import TokenData
 
     try:
         data = TokenData.load(job.tokens_path)
@@ -134,7 +134,7 @@ def run_on_ray(jobs: list[Job], address: str, should_stop: Callable[[], bool]) -
     ``HOST:PORT`` or ``ray://HOST:PORT``. Every node needs lts and torch installed.
     """
     ray = require_ray()
-    from lts.validate.tokenizer import TokenData
+    from lts.text.tokenizer import TokenData
 
     started_here = not ray.is_initialized()
     if started_here:

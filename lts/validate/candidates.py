@@ -20,7 +20,7 @@ import random
 from typing import Any, Mapping, Sequence
 
 from lts.errors import LtsError
-from lts.proxies.params import decoder_params
+from lts.space.counts import decoder_params
 from lts.space.config import Config, DartsConfig, clip_cutoffs, config_from_dict
 from lts.space.ranges import SearchSpace
 

@@ -95,9 +95,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from lts.validate.backends import require_ray
+    from lts.validate.defaults import N_ARCHS, default_warmup
     from lts.validate.runner import ValidationRunner
     from lts.validate.session import ValidationSettings, create_validation, default_cache_dir
-    from lts.validate.tokenizer import TokenizerSpec
+    from lts.text.tokenizer import TokenizerSpec
     from lts.validate.recipe import Recipe
 
     if args.workers < 1:
@@ -110,13 +111,13 @@ def cmd_validate(args: argparse.Namespace) -> None:
     else:
         if args.steps < 1:
             raise LtsError(f"--steps must be >= 1, got {args.steps}")
-        warmup = args.warmup if args.warmup is not None else max(1, round(0.1 * args.steps))
+        warmup = args.warmup if args.warmup is not None else default_warmup(args.steps)
         recipe = Recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                         warmup_steps=warmup, seed=args.seed if args.train_seed is None else args.train_seed,
                         eval_sequences=args.eval_sequences)
         n = args.n_archs
         if n is None:
-            n = None if args.run else 12
+            n = None if args.run else N_ARCHS
         settings = ValidationSettings(
             space=_load_space_arg(args.space), n_archs=n, seed=args.seed, corpus=args.corpus,
             tokenizer=TokenizerSpec(args.tokenizer, args.vocab), recipe=recipe,
@@ -196,7 +197,8 @@ def cmd_validations(args: argparse.Namespace) -> None:
 
 def add_commands(sub: Any) -> None:
     """Register ``validate``, ``correlate`` and ``validations`` on the ``lts`` sub-parser."""
-    from lts.validate.tokenizer import DEFAULT_VOCAB
+    from lts.text.tokenizer import DEFAULT_VOCAB
+    from lts.validate.defaults import N_ARCHS, WORKERS
     from lts.validate.recipe import Recipe
 
     d = Recipe()
@@ -208,14 +210,14 @@ def add_commands(sub: Any) -> None:
     v.add_argument("--space", default="gpt2",
                    help="gpt2 or transxl (a small validation space of that family) or a space file")
     v.add_argument("-n", dest="n_archs", type=int, default=None,
-                   help="architectures to train (default 12; with --run, the whole frontier)")
+                   help=f"architectures to train (default {N_ARCHS}; with --run, the whole frontier)")
     v.add_argument("--steps", type=int, default=d.steps, help=f"training steps per architecture (default {d.steps})")
     v.add_argument("--seed", type=int, default=0, help="seeds sampling, init and batch order")
     v.add_argument("--train-seed", type=int, help="seed of init and batch order only (default: --seed); the same "
                                                    "--seed with another --train-seed retrains the same architectures")
     v.add_argument("--corpus", help="a text file or folder (default: the shipped Jane Austen novels)")
     v.add_argument("--run", metavar="RUN_ID", help="train this search run's frontier instead of sampling")
-    v.add_argument("--workers", type=int, default=2, help="parallel worker processes, one torch thread each")
+    v.add_argument("--workers", type=int, default=WORKERS, help="parallel worker processes, one torch thread each")
     v.add_argument("--ray-address", help="run the jobs on a Ray cluster (auto, local, HOST:PORT, ray://...)")
     v.add_argument("--resume", metavar="VALIDATION_ID", help="finish a stopped validation")
     v.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe")

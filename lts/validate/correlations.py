@@ -33,9 +33,11 @@ class BootstrapSettings:
 
 def proxy_columns(store: Store) -> list[str]:
     """The proxy columns of ``architectures``, in table order."""
-    cols = store.conn.execute("PRAGMA table_info(architectures)").fetchall()
+    from lts.store.validations import architecture_columns
+
     numeric = ("INT", "REAL", "FLOA", "DOUB", "NUM")
-    return [c[1] for c in cols if c[1] not in NOT_PROXIES and any(t in (c[2] or "").upper() for t in numeric)]
+    return [name for name, kind in architecture_columns(store)
+            if name not in NOT_PROXIES and any(t in kind.upper() for t in numeric)]
 
 
 def _rank_rows(a: np.ndarray) -> np.ndarray:

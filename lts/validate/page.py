@@ -1,7 +1,8 @@
 """What the dashboard's "Own validation runs" section shows and does; the Streamlit page only lays it out.
 
-Everything here takes a :class:`~lts.store.db.Store` and returns plain data (dicts, DataFrames,
-plotly figures), so it is tested without Streamlit and the page stays a thin view.
+Everything here takes a :class:`~lts.store.db.Store` and returns plain data (dicts, DataFrames), so it
+is tested without Streamlit and the page stays a thin view; the charts are drawn by
+``dashboard/validation_charts.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,10 +19,11 @@ import pandas as pd
 from lts.errors import LtsError
 from lts.store.db import Store
 from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns
+from lts.validate.defaults import N_ARCHS, WORKERS, default_warmup
 from lts.validate.session import (ACTIVE, ValidationSettings, create_validation, default_cache_dir, has_tables,
-                                  launch_background, list_validations, result_rows)
+                                  list_validations, result_rows, start_background)
 from lts.validate.recipe import Recipe
-from lts.validate.tokenizer import DEFAULT_VOCAB, TokenizerSpec
+from lts.text.tokenizer import DEFAULT_VOCAB, TokenizerSpec
 
 TABLE_COLUMNS = ["position", "arch_id", "status", "n_layer", "d_model", "decoder_params", "total_params", "flops",
                  "valid_ppl", "train_loss", "wall_seconds", "tokens_per_second", "source_arch_id", "error"]
@@ -33,10 +34,10 @@ class LaunchForm:
     """The page's "new validation run" form; defaults are the CLI's."""
 
     family: str = "gpt2"
-    n_archs: int = 12
+    n_archs: int = N_ARCHS
     steps: int = Recipe().steps
     seed: int = 0
-    workers: int = 2
+    workers: int = WORKERS
     corpus: str = ""  # blank: the shipped Austen novels
     vocab: int = DEFAULT_VOCAB
     seq_len: int = Recipe().seq_len
@@ -87,21 +88,6 @@ def describe(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None) -> Any:
-    """Proxy (log x) against validation perplexity (log y), one point per trained architecture."""
-    import plotly.express as px
-
-    done = frame[frame["status"] == "done"]
-    title = proxy
-    if corr and corr.get("spearman") is not None:
-        title = f"{proxy} · Spearman {corr['spearman']:+.3f} · Kendall {corr['kendall']:+.3f}"
-    fig = px.scatter(done, x=proxy, y="valid_ppl", log_x=True, log_y=True, custom_data=["arch_id"],
-                     hover_data=["arch_id", "n_layer", "d_model"], title=title, height=360,
-                     labels={proxy: proxy, "valid_ppl": "validation perplexity"})
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
-
-
 def launch(store: Store, db_path: str | Path, form: LaunchForm,
            admit: Callable[[sqlite3.Connection], None] | None = None) -> str:
     """Create a validation run from the page's form and start it in a detached process; returns its id.
@@ -113,68 +99,14 @@ def launch(store: Store, db_path: str | Path, form: LaunchForm,
         raise LtsError(f"steps must be >= 1, got {form.steps}")
     corpus = form.corpus.strip() or None
     run_id = form.run_id.strip() or None
-    recipe = Recipe(steps=form.steps, seq_len=form.seq_len, seed=form.seed, warmup_steps=max(1, round(0.1 * form.steps)))
+    recipe = Recipe(steps=form.steps, seq_len=form.seq_len, seed=form.seed, warmup_steps=default_warmup(form.steps))
     settings = ValidationSettings(space=form.family, n_archs=form.n_archs,
                                   seed=form.seed, corpus=corpus, tokenizer=TokenizerSpec("bpe", form.vocab),
                                   recipe=recipe, run_id=run_id)
     validation_id = create_validation(store, settings, default_cache_dir(db_path), admit=admit)
-    pid = launch_background(db_path, validation_id, workers=form.workers)
-    with store.write() as conn:  # the page shows it as running at once, before the process says so
-        conn.execute("UPDATE validation_runs SET pid = ?, updated_at = ? WHERE validation_id = ?",
-                     (pid, time.time(), validation_id))
+    start_background(store, db_path, validation_id, workers=form.workers)  # its pid at once: shown as launched
     return validation_id
 
 
 def cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-# -- the FlexiBERT benchmark section (ZeroLM's space, ranked against GLUE) -------------------
-FLEXIBERT_COLUMNS = ["source", "proxy", "n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
-                     "kendall_hi", "top10_overlap", "seconds_per_arch", "note"]
-
-
-def flexibert_result() -> Any:
-    """The shipped FlexiBERT table and per-architecture values (read from its result file, never
-    computed here), or ``None`` when the file is missing."""
-    from lts.flexibert.benchmark import shipped_result
-
-    return shipped_result()
-
-
-def flexibert_frame(result: Any) -> pd.DataFrame:
-    return pd.DataFrame(result.rows, columns=FLEXIBERT_COLUMNS)
-
-
-def flexibert_proxies(result: Any) -> list[str]:
-    from lts.flexibert.benchmark import scatter_proxies
-
-    return scatter_proxies(result)
-
-
-def flexibert_scatter(result: Any, proxy: str) -> dict[str, Any]:
-    """A Vega-Lite spec: ``proxy`` (x, log scale when it spans positive decades) against GLUE (y),
-    one point per architecture, its id and layers in the tooltip; Spearman/Kendall in the title."""
-    from lts.flexibert.benchmark import scatter_points
-
-    points = scatter_points(result, proxy)
-    row = next((r for r in result.rows if r["proxy"] == proxy and r["source"] in ("lts", "published")), None)
-    title = proxy
-    if row and row.get("spearman") is not None:
-        title = f"{proxy} · Spearman {row['spearman']:+.3f} · Kendall {row['kendall']:+.3f} · n {row['n']}"
-    values = [p["value"] for p in points]
-    log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
-    return {
-        "data": {"values": points},
-        "title": title,
-        "mark": {"type": "point", "filled": True, "opacity": 0.6},
-        "encoding": {
-            "x": {"field": "value", "type": "quantitative", "title": proxy,
-                  "scale": {"type": "log"} if log else {"zero": False}},
-            "y": {"field": "glue", "type": "quantitative", "title": "GLUE score", "scale": {"zero": False}},
-            "tooltip": [{"field": "id", "type": "quantitative"}, {"field": "glue", "type": "quantitative"},
-                        {"field": "value", "type": "quantitative", "title": proxy},
-                        {"field": "describe", "type": "nominal", "title": "architecture"}],
-        },
-        "height": 360,
-    }

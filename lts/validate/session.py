@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lts.errors import LtsError
-from lts.search.session import process_alive, spawn_detached
-from lts.space.config import Config, config_from_json
+from lts.jobs import lifecycle
+from lts.jobs.process import spawn_detached
+from lts.store import jobs
+from lts.store import darts as darts_repo
+from lts.store import validations as repo
+from lts.space.config import Config, config_from_dict, config_from_json
 from lts.store.db import Store
 from lts.validate.candidates import choose, retarget, spread, validation_space
-from lts.validate.corpus import DEFAULT_VALID_FRACTION, load_corpus
-from lts.validate.tokenizer import TokenData, TokenizerSpec, prepare_tokens
+from lts.text.corpus import DEFAULT_VALID_FRACTION, load_corpus
+from lts.text.tokenizer import TokenizerSpec, prepare_tokens
 from lts.validate.recipe import Recipe
 
-ACTIVE = ("created", "running", "cancelling")
+ACTIVE = lifecycle.ACTIVE  # stored statuses of a validation not yet ended
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,27 @@ def default_cache_dir(db_path: str | Path) -> Path:
     return Path(db_path).resolve().parent / "cache"
 
 
+def _check_source(store: Store, run_id: str) -> None:
+    """An unknown search run (or DARTS run) is refused with one line."""
+    if darts_repo.find(store, run_id) is None:
+        store.run(run_id)
+
+
+def _darts_configs(store: Store, darts_id: str, vocab: int, seq_len: int) -> tuple[list[tuple[Config, str]], dict[str, Any]]:
+    """A DARTS run's one derived architecture, retargeted like a frontier's."""
+    row = darts_repo.get(store, darts_id)
+    result = row.result
+    if result is None or "derived" not in result:
+        raise LtsError(f"DARTS run {darts_id} has not finished: it has no derived architecture to train")
+    derived = config_from_dict(result["derived"])
+    space = {"from_run": darts_id, "family": derived.family, "run_space": row.settings,
+             "retargeted": {"vocab_size": vocab, "tgt_len": seq_len, "cutoffs": "clipped to the vocabulary"}}
+    return [(retarget(derived, vocab, seq_len), derived.arch_id)], space
+
+
 def _frontier_configs(store: Store, run_id: str, vocab: int, seq_len: int) -> tuple[list[tuple[Config, str]], dict[str, Any]]:
+    if darts_repo.find(store, run_id) is not None:
+        return _darts_configs(store, run_id, vocab, seq_len)
     run = store.run(run_id)
     rows = store.run_rows(run_id, frontier_only=True)
     out: dict[str, tuple[Config, str]] = {}
@@ -76,7 +99,7 @@ def create_validation(store: Store, settings: ValidationSettings, cache_dir: str
     ``admit(conn)`` runs in the inserting transaction and may raise to refuse (a concurrency limit
     checked there holds against simultaneous launches)."""
     if settings.run_id is not None:
-        store.run(settings.run_id)  # an unknown run fails now, before the tokenizer is trained
+        _check_source(store, settings.run_id)  # an unknown run fails now, before the tokenizer is trained
     corpus = load_corpus(settings.corpus)
     data = prepare_tokens(corpus, settings.tokenizer, cache_dir, settings.valid_fraction)
     recipe = settings.recipe
@@ -100,88 +123,39 @@ def create_validation(store: Store, settings: ValidationSettings, cache_dir: str
         family = space.family
 
     validation_id = uuid.uuid4().hex[:12]
-    now = time.time()
-    with store.write() as conn:
-        if admit is not None:
-            admit(conn)
-        conn.execute(
-            "INSERT INTO validation_runs (validation_id, family, space_json, corpus_json, tokenizer_json, recipe_json,"
-            " seed, source_run_id, n_archs, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (validation_id, family, json.dumps(space_json, sort_keys=True),
-             json.dumps(corpus.describe(settings.valid_fraction), sort_keys=True),
-             json.dumps(data.info, sort_keys=True), json.dumps(recipe.to_dict(), sort_keys=True),
-             settings.seed, settings.run_id, len(pairs), "created", now, now),
-        )
-        for position, (cfg, source) in enumerate(pairs):
-            store.upsert_architecture(conn, cfg)
-            conn.execute(
-                "INSERT INTO validation_results (validation_id, arch_id, position, source_arch_id, status)"
-                " VALUES (?,?,?,?,'pending')",
-                (validation_id, cfg.arch_id, position, source),
-            )
+    repo.insert(store, repo.NewValidation(
+        validation_id=validation_id, family=family, space=space_json,
+        corpus=corpus.describe(settings.valid_fraction), tokenizer=data.info, recipe=recipe.to_dict(),
+        seed=settings.seed, source_run_id=settings.run_id), pairs, admit=admit)
     return validation_id
 
 
 # -- reading ------------------------------------------------------------------------------
 def has_tables(store: Store) -> bool:
-    return "validation_runs" in store.db.table_names()
+    return repo.has_tables(store)
 
 
-def get_validation(store: Store, validation_id: str) -> dict[str, Any]:
-    rows = store.query("SELECT * FROM validation_runs WHERE validation_id = ?", (validation_id,))
-    if not rows:
-        raise LtsError(f"no validation {validation_id!r} in {store.path}")
-    return rows[0]
+def get_validation(store: Store, validation_id: str) -> repo.ValidationRun:
+    """The validation's row (a :class:`lts.store.validations.ValidationRun`, readable as a mapping)."""
+    return repo.get(store, validation_id)
 
 
-def list_validations(store: Store) -> list[dict[str, Any]]:
+def list_validations(store: Store) -> list[repo.ValidationRun]:
     """Every validation run, newest first, with its effective status (a dead process shows 'stopped')."""
-    rows = store.query("SELECT * FROM validation_runs ORDER BY created_at DESC")
-    for r in rows:
-        r["status"] = effective_status(r)
-    return rows
+    return [replace(r, status=effective_status(r)) for r in repo.list_all(store)]
 
 
 def result_rows(store: Store, validation_id: str) -> list[dict[str, Any]]:
     """One row per architecture: its proxies (every column of ``architectures``) and its training outcome."""
-    get_validation(store, validation_id)
-    return store.query(
-        """SELECT a.*, r.position, r.source_arch_id, r.status, r.valid_ppl, r.valid_loss, r.train_loss,
-                  r.wall_seconds, r.tokens_per_second, r.error, r.finished_at
-           FROM validation_results r JOIN architectures a USING (arch_id)
-           WHERE r.validation_id = ? ORDER BY r.position""",
-        (validation_id,),
-    )
-
-
-def token_data(validation: Mapping[str, Any]) -> tuple[TokenData, str]:
-    """The validation's encoded corpus, and its cache path; rebuilt (and checked) when the cache is gone."""
-    tok = json.loads(validation["tokenizer_json"])
-    path = Path(tok["cache"])
-    if path.is_file():
-        return TokenData.load(path), str(path)
-    corpus_info = json.loads(validation["corpus_json"])
-    source = corpus_info["source"]
-    corpus = load_corpus(None if source.startswith("builtin:") else source)
-    if corpus.sha256 != corpus_info["sha256"]:
-        raise LtsError(f"corpus {source!r} changed since validation {validation['validation_id']} was created")
-    spec = TokenizerSpec(tok["kind"], tok["requested_vocab_size"])
-    data = prepare_tokens(corpus, spec, path.parent.parent, corpus_info["valid_fraction"])
-    if data.info["sha256"] != tok["sha256"]:
-        raise LtsError(f"the rebuilt tokenizer differs from validation {validation['validation_id']}'s; "
-                       f"restore {tok.get('path')}")
-    return data, data.info["cache"]
+    repo.get(store, validation_id)
+    return repo.results(store, validation_id)
 
 
 # -- processes ----------------------------------------------------------------------------
 def effective_status(row: Mapping[str, Any]) -> str:
-    """The stored status, or 'stopped' for a validation whose process died without saying so."""
-    status = row["status"]
-    if status in ("running", "cancelling") and not process_alive(row.get("pid")):
-        return "stopped"
-    if status == "created" and row.get("pid") and not process_alive(row["pid"]):
-        return "stopped"  # launched in the background, but the process died before it started
-    return status
+    """The stored status, or 'stopped' for a validation whose process died without saying so
+    (the one job lifecycle, :func:`lts.jobs.effective_status`)."""
+    return lifecycle.effective_status(row)
 
 
 def launch_background(db_path: str | Path, validation_id: str, workers: int = 1, log_dir: str | Path | None = None) -> int:
@@ -192,12 +166,17 @@ def launch_background(db_path: str | Path, validation_id: str, workers: int = 1,
 
 def cancel_validation(store: Store, validation_id: str) -> str:
     """Ask a validation to stop; one with no live process is marked cancelled at once. Returns the new status."""
-    row = get_validation(store, validation_id)
-    status = effective_status(row)
-    if status not in ACTIVE and status != "stopped":
-        raise LtsError(f"validation {validation_id} is {status}, not running")
-    new = "cancelling" if status in ("running", "cancelling") else "cancelled"
-    with store.write() as conn:
-        conn.execute("UPDATE validation_runs SET status = ?, updated_at = ? WHERE validation_id = ?",
-                     (new, time.time(), validation_id))
-    return new
+    return jobs.cancel(store, jobs.VALIDATION, validation_id)
+
+
+def start_background(store: Store, db_path: str | Path, validation_id: str, workers: int = 1) -> int:
+    """Spawn a created (or stopped) validation's process and record its pid at once, so a page shows
+    it as launched before the process says so; one whose process could not start is marked failed."""
+    try:
+        pid = launch_background(db_path, validation_id, workers=workers)
+    except OSError as exc:
+        jobs.transition(store, jobs.VALIDATION, validation_id, lifecycle.FAILED,
+                        message=f"could not start its process: {exc}")
+        raise LtsError(f"validation {validation_id}: could not start its process ({exc})") from None
+    jobs.update(store, jobs.VALIDATION, validation_id, pid=pid)
+    return pid

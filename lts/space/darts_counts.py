@@ -1,6 +1,6 @@
 """Analytic parameter and FLOP counts of the ``darts`` family (:class:`lts.space.config.DartsConfig`).
 
-Same conventions as :mod:`lts.proxies.params`: decoder = the reversible stack and the final
+Same conventions as :mod:`lts.space.counts`: decoder = the reversible stack and the final
 LayerNorm; the embedding is the token table (tied to the output layer) and the learned positions;
 FLOPs count matrix products and convolutions at 2 per multiply-add over one ``tgt_len`` segment,
 including the full-vocabulary output layer.

@@ -1,8 +1,9 @@
 """The Streamlit side of team use: the sign-in gate, the exposure warning, the current user.
 
-Call :func:`gate` once in ``dashboard/app.py``, before the page runs::
+The rules (roles, limits, exposure, the sign-in limiter, the upload guard) are :mod:`lts.team`'s; this
+module only draws them. Call :func:`gate` once in ``dashboard/app.py``, before the page runs::
 
-    from lts.team.page import gate, may_enter
+    from team_page import gate, may_enter
     page = st.navigation(PAGES, position="sidebar" if may_enter() else "hidden")
     user = gate()          # stops the page with a sign-in form until someone is signed in
     page.run()
@@ -13,7 +14,7 @@ and :func:`limits` give what the guarded calls need, and :func:`can` hides what 
 (the guarded call checks anyway)::
 
     from lts.team import guarded
-    from lts.team.page import can, current_user, limits
+    from team_page import can, current_user, limits
     if can("launch") and st.button("Start"):
         guarded.launch_search(current_user(), store, db_path, space, device, limits=limits(), budget=50)
 
@@ -34,7 +35,8 @@ from lts.errors import LtsError
 from lts.team.auth import OPERATOR, SignInLimiter, User, authenticate
 from lts.team.config import TeamConfig, secrets_files
 from lts.team.limits import Limits
-from lts.team.serve import UploadGuard, allow_from_env, exposure
+from lts.team.serve import allow_from_env, exposure
+from upload_guard import UploadGuard
 
 if TYPE_CHECKING:
     from lts.cost.remote import RayDevice
@@ -50,7 +52,7 @@ def sign_in_limiter() -> SignInLimiter:
 
 @st.cache_resource(show_spinner=False)
 def upload_guard() -> UploadGuard:
-    """The server's one upload guard (see :class:`lts.team.serve.UploadGuard`)."""
+    """The server's one upload guard (see :class:`upload_guard.UploadGuard`)."""
     return UploadGuard()
 
 

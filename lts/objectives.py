@@ -1,9 +1,16 @@
 """Objectives and constraints of a search, and their minimisation-form matrix.
 
-``proxy`` is maximised (decoder parameters, LTS's perplexity surrogate); ``latency`` and
-``memory`` are minimised. For the hypervolume each objective is divided by a reference scale so
-the indicator is a unitless share of the box [(-1, 0, 0), (0, 1, 1)], comparable across runs that
-share a reference.
+An :class:`Objective` says what a search optimises: its name, its direction, whether it is cheap
+(computed from the config on any machine) or measured on the run's device, and where its value
+lives in a member row. Built in: ``proxy`` (decoder parameters, LTS's perplexity surrogate,
+maximised), ``latency`` and ``memory`` (measured, minimised). Every proxy of
+:mod:`lts.proxies.registry` is an objective too, under its own name (``zerolm``, ``synflow``, ...):
+the runner computes it for each candidate (:mod:`lts.search.scoring`) and caches the value per
+architecture, like a measurement.
+
+For the hypervolume each objective is divided by a reference scale so the indicator is a unitless
+share of the box bounded by 0 for maximised and 1 for minimised objectives, comparable across runs
+that share a reference.
 """
 
 from __future__ import annotations
@@ -17,24 +24,74 @@ import numpy as np
 from lts.errors import LtsError
 from lts.space.config import short_repr
 
-# name -> (column, sign): sign -1 turns a maximised value into a minimised one
-OBJECTIVES: dict[str, tuple[str, int]] = {
-    "proxy": ("decoder_params", -1),
-    "latency": ("latency_ms", 1),
-    "memory": ("peak_memory_mb", 1),
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    column: str  # the key of a member row holding the value
+    sign: int  # +1 minimised, -1 maximised (sign * value is minimised)
+    measured: bool  # needs the run's device (else computed from the config)
+    proxy: str | None = None  # the registered proxy computing it, for objectives beyond the built-in three
+    summary: str = ""
+
+    @property
+    def direction(self) -> str:
+        return "min" if self.sign > 0 else "max"
+
+    @property
+    def cheap(self) -> bool:
+        return not self.measured
+
+
+BUILTIN: dict[str, Objective] = {
+    "proxy": Objective("proxy", "decoder_params", -1, False, None, "decoder (non-embedding) parameters, analytic"),
+    "latency": Objective("latency", "latency_ms", 1, True, None, "latency on the run's device"),
+    "memory": Objective("memory", "peak_memory_mb", 1, True, None, "peak memory on the run's device"),
 }
+# name -> (column, sign) of the built-in objectives (callers that only know these three)
+OBJECTIVES: dict[str, tuple[str, int]] = {k: (o.column, o.sign) for k, o in BUILTIN.items()}
 MEASURED = ("latency", "memory")
+
+
+def proxy_column(name: str) -> str:
+    """The member-row key of a proxy objective's value."""
+    return f"proxy:{name}"
+
+
+def objective(name: str) -> Objective:
+    """The objective called ``name``: a built-in one, or a registered proxy (one-line error otherwise)."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    from lts.proxies.registry import PROXIES  # torch: only for objectives beyond the built-in three
+
+    spec = PROXIES.get(name)
+    if spec is None:
+        raise LtsError(f"unknown objective {name!r}; choose from {', '.join(objective_names())}")
+    return Objective(name, proxy_column(name), -1 if spec.higher_is_better else 1, False, name, spec.summary)
+
+
+def objective_names() -> list[str]:
+    from lts.proxies.registry import PROXIES
+
+    return list(BUILTIN) + [n for n in PROXIES if n not in BUILTIN]
+
+
+def proxy_objectives(names: Sequence[str]) -> tuple[str, ...]:
+    """The registered proxies among ``names`` (what the runner computes per candidate)."""
+    return tuple(n for n in names if n not in BUILTIN)
 
 
 def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
     names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
-    unknown = [n for n in names if n not in OBJECTIVES]
-    if unknown:
-        raise LtsError(f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}")
-    if "proxy" not in names:
-        raise LtsError("the objectives must include 'proxy' (the perplexity surrogate)")
+    if not names:
+        raise LtsError("give at least one objective")
+    for n in names:
+        objective(n)  # refuses an unknown name
     if len(set(names)) != len(names):
         raise LtsError("an objective is listed twice")
+    if all(objective(n).measured for n in names):
+        raise LtsError("the objectives must include 'proxy' or another quality proxy (e.g. 'zerolm'), "
+                       "not only device costs")
     return tuple(names)
 
 
@@ -101,13 +158,13 @@ def objective_matrix(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str
     """Rows x objectives, minimisation form (maximised objectives negated)."""
     F = np.empty((len(rows), len(objectives)))
     for j, name in enumerate(objectives):
-        col, sign = OBJECTIVES[name]
-        F[:, j] = [sign * float(r[col]) for r in rows]
+        o = objective(name)
+        F[:, j] = [o.sign * float(r[o.column]) for r in rows]
     return F
 
 
 def hv_reference(objectives: Sequence[str], scales: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """(divisor per objective, reference point) for a normalised hypervolume."""
     div = np.array([scales[name] for name in objectives], dtype=float)
-    ref = np.array([0.0 if OBJECTIVES[name][1] < 0 else 1.0 for name in objectives])
+    ref = np.array([0.0 if objective(name).sign < 0 else 1.0 for name in objectives])
     return div, ref

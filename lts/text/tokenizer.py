@@ -1,4 +1,4 @@
-"""Tokenizers for validation runs (byte-level, or a byte-level BPE trained here) and encoded token caches.
+"""Tokenizers (byte-level, or a byte-level BPE trained here) and encoded token caches.
 
 The BPE is trained with Hugging Face ``tokenizers`` on the *training* part of the corpus only (the
 held-out text must not shape the vocabulary it is scored with), then cached as JSON under
@@ -16,10 +16,10 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from lts.errors import LtsError
-from lts.validate.corpus import Corpus, Split
+from lts.text.corpus import Corpus, Split, load_corpus
 
 if TYPE_CHECKING:  # numpy is imported where arrays are made: `lts --help` reads DEFAULT_VOCAB from here
     import numpy as np
@@ -151,3 +151,26 @@ def prepare_tokens(
     data = TokenData(train=train, valid=valid, vocab_size=vocab, info=info)
     data.save(tokens_path)
     return data
+
+
+def token_data(validation: Mapping[str, Any]) -> tuple[TokenData, str]:
+    """A validation's encoded corpus, and its cache path; rebuilt (and checked) when the cache is gone.
+
+    ``validation`` is a ``validation_runs`` row (``validation_id``, ``tokenizer_json``,
+    ``corpus_json``): the tokenizer and corpus records the run wrote when it was created.
+    """
+    tok = json.loads(validation["tokenizer_json"])
+    path = Path(tok["cache"])
+    if path.is_file():
+        return TokenData.load(path), str(path)
+    corpus_info = json.loads(validation["corpus_json"])
+    source = corpus_info["source"]
+    corpus = load_corpus(None if source.startswith("builtin:") else source)
+    if corpus.sha256 != corpus_info["sha256"]:
+        raise LtsError(f"corpus {source!r} changed since validation {validation['validation_id']} was created")
+    spec = TokenizerSpec(tok["kind"], tok["requested_vocab_size"])
+    data = prepare_tokens(corpus, spec, path.parent.parent, corpus_info["valid_fraction"])
+    if data.info["sha256"] != tok["sha256"]:
+        raise LtsError(f"the rebuilt tokenizer differs from validation {validation['validation_id']}'s; "
+                       f"restore {tok.get('path')}")
+    return data, data.info["cache"]

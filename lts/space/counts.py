@@ -10,7 +10,7 @@ integer arithmetic over the config's tuples.
 
 from __future__ import annotations
 
-from lts.proxies import darts_counts
+from lts.space import darts_counts
 from lts.space.config import Config, DartsConfig, GPT2Config
 
 

@@ -1,0 +1,63 @@
+"""The validation page's charts and tables: own runs' proxy-vs-perplexity scatters, the FlexiBERT table and scatter.
+
+The data comes from the library (:mod:`lts.validate.page` for own runs, :mod:`lts.flexibert.benchmark`
+for the shipped FlexiBERT result); only how it is drawn lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None) -> Any:
+    """Proxy (log x) against validation perplexity (log y), one point per trained architecture."""
+    import plotly.express as px
+
+    done = frame[frame["status"] == "done"]
+    title = proxy
+    if corr and corr.get("spearman") is not None:
+        title = f"{proxy} · Spearman {corr['spearman']:+.3f} · Kendall {corr['kendall']:+.3f}"
+    fig = px.scatter(done, x=proxy, y="valid_ppl", log_x=True, log_y=True, custom_data=["arch_id"],
+                     hover_data=["arch_id", "n_layer", "d_model"], title=title, height=360,
+                     labels={proxy: proxy, "valid_ppl": "validation perplexity"})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+FLEXIBERT_COLUMNS = ["source", "proxy", "n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
+                     "kendall_hi", "top10_overlap", "seconds_per_arch", "note"]
+
+
+def flexibert_frame(result: Any) -> pd.DataFrame:
+    """The FlexiBERT table's rows, in the page's columns."""
+    return pd.DataFrame(result.rows, columns=FLEXIBERT_COLUMNS)
+
+
+def flexibert_scatter(result: Any, proxy: str) -> dict[str, Any]:
+    """A Vega-Lite spec: ``proxy`` (x, log scale when it spans positive decades) against GLUE (y),
+    one point per architecture, its id and layers in the tooltip; Spearman/Kendall in the title."""
+    from lts.flexibert.benchmark import scatter_points
+
+    points = scatter_points(result, proxy)
+    row = next((r for r in result.rows if r["proxy"] == proxy and r["source"] in ("lts", "published")), None)
+    title = proxy
+    if row and row.get("spearman") is not None:
+        title = f"{proxy} · Spearman {row['spearman']:+.3f} · Kendall {row['kendall']:+.3f} · n {row['n']}"
+    values = [p["value"] for p in points]
+    log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
+    return {
+        "data": {"values": points},
+        "title": title,
+        "mark": {"type": "point", "filled": True, "opacity": 0.6},
+        "encoding": {
+            "x": {"field": "value", "type": "quantitative", "title": proxy,
+                  "scale": {"type": "log"} if log else {"zero": False}},
+            "y": {"field": "glue", "type": "quantitative", "title": "GLUE score", "scale": {"zero": False}},
+            "tooltip": [{"field": "id", "type": "quantitative"}, {"field": "glue", "type": "quantitative"},
+                        {"field": "value", "type": "quantitative", "title": proxy},
+                        {"field": "describe", "type": "nominal", "title": "architecture"}],
+        },
+        "height": 360,
+    }
