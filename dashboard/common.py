@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from lts.decide.points import data_version, device_points, run_points
 from lts.store.db import DEFAULT_DB, Store
@@ -121,3 +123,38 @@ def device_names(s: Store, empty_hint: str) -> dict[str, str]:
         st.info(empty_hint)
         st.stop()
     return dict(zip(devices["device_id"], devices["name"]))
+
+
+def launched(launch: Callable[[], str], what: str, pick_key: str, spinner: str | None = None) -> str | None:
+    """Run a guarded launch (role, limits and audit are checked there): its one-line error on the
+    page, or a toast and the new id remembered under ``pick_key``. Returns the id, None if refused."""
+    from lts.errors import LtsError
+
+    try:
+        if spinner:
+            with st.spinner(spinner):
+                new_id = launch()
+        else:
+            new_id = launch()
+    except LtsError as exc:
+        st.error(str(exc))
+        return None
+    st.toast(f"Started {what} {new_id}")
+    st.session_state[pick_key] = new_id
+    return new_id
+
+
+def cancel_then_rerun(cancel: Callable[[], object]) -> None:
+    """A live panel's Cancel button: the guarded cancel, then a redraw of just the panel (or of the page
+    when the panel ran inside a full rerun: the first load, AppTest)."""
+    from lts.errors import LtsError
+
+    try:
+        cancel()
+    except LtsError as exc:
+        st.error(str(exc))
+        return
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()

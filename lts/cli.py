@@ -365,6 +365,7 @@ def _add_search_commands(sub: Any) -> None:
     s.add_argument("--space", default="gpt2", help="gpt2, transxl or a space file")
     s.add_argument("--device-name", help="name of this device in the results")
     from lts.search.defaults import GENERATION, OBJECTIVES, POPULATION, SURROGATE_POPULATION
+    from lts.surrogate.defaults import POOL_FACTOR as SURROGATE_POOL, Z as SURROGATE_Z
     from lts.space.config import LIMITS
 
     s.add_argument("--budget", type=int_arg(1, 10**9), help="number of architectures to evaluate")
@@ -392,9 +393,9 @@ def _add_search_commands(sub: Any) -> None:
     s.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), default=1)
     s.add_argument("--surrogate", action="store_true",
                    help="screen children by predicted latency/memory; measure only those that may reach the front")
-    s.add_argument("--surrogate-pool", type=int_arg(1, LIMITS["surrogate_pool"]), default=10,
-                   help="children proposed per child measured (default 10)")
-    s.add_argument("--surrogate-z", type=float_arg(0, 100, lo_open=False), default=1.0,
+    s.add_argument("--surrogate-pool", type=int_arg(1, LIMITS["surrogate_pool"]), default=SURROGATE_POOL,
+                   help=f"children proposed per child measured (default {SURROGATE_POOL})")
+    s.add_argument("--surrogate-z", type=float_arg(0, 100, lo_open=False), default=SURROGATE_Z,
                    help="optimism in predicted standard deviations")
     s.add_argument("--drift-every", type=int_arg(0, 10**9), default=0,
                    help="re-measure a reference architecture every N evaluations (0: off); flags device drift")

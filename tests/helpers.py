@@ -22,3 +22,20 @@ class FakeMeasure:
                     "infeasible": "out of memory (fake)", "seconds": 0.0}
         return {"latency_ms": forward_flops(cfg) / 1e6, "latency_cv": 0.01, "repeats": 5,
                 "peak_memory_mb": 4 * total_params(cfg) / 2**20, "infeasible": None, "seconds": 0.0}
+
+
+def database_at(path, version: int):
+    """A database file at schema ``version`` exactly as that release made it (its migrations only):
+    the starting point of a migration test. Returns an open sqlite3 connection."""
+    import sqlite3
+
+    from lts.store.db import APPLICATION_ID, MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    for ddl in MIGRATIONS[:version]:
+        for stmt in ddl.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    return conn

@@ -8,13 +8,13 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
+from helpers import database_at
 from lts.cli import main
 from lts.darts import search as darts_search
 from lts.darts.search import DartsSettings, create_darts, run_darts_job
@@ -152,13 +152,7 @@ def test_the_migration_moves_old_darts_runs_out_of_runs(tmp_path):
     """A database of the release before: DARTS searches were runs of strategy 'darts' with one member."""
     version = MIGRATIONS.index(next(m for m in MIGRATIONS if "CREATE TABLE darts_runs" in m))
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    for ddl in MIGRATIONS[:version]:
-        for stmt in ddl.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-    conn.execute(f"PRAGMA user_version = {version}")
-    conn.execute("PRAGMA application_id = 0x4C545331")
+    conn = database_at(path, version)
     cfg = DartsConfig(n_layer=1, d_model=64, n_split=2, ops=[["attn4", "ffn"]])
     conn.execute("INSERT INTO architectures (arch_id, family, config_json, decoder_params, total_params, flops,"
                  " n_layer, d_model, created_at) VALUES (?,?,?,?,?,?,?,?,?)",

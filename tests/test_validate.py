@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from conftest import small_space
-from helpers import FAKE_DEVICE, FakeMeasure
+from helpers import FAKE_DEVICE, FakeMeasure, database_at
 from lts.cli import main
 from lts.errors import LtsError
 from lts.space.counts import decoder_params
@@ -202,13 +202,7 @@ def test_older_validation_statuses_join_the_job_lifecycle(tmp_path):
     resumable) and Ctrl-C left 'interrupted': they become 'failed' and 'cancelled', both resumable."""
     version = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE darts_runs" in m)
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    for ddl in MIGRATIONS[:version]:
-        for stmt in ddl.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-    conn.execute(f"PRAGMA user_version = {version}")
-    conn.execute("PRAGMA application_id = 0x4C545331")
+    conn = database_at(path, version)
     for vid, status, failed in (("a", "finished", 2), ("b", "finished", 0), ("c", "interrupted", 0), ("d", "failed", 0)):
         conn.execute("INSERT INTO validation_runs (validation_id, family, space_json, corpus_json, tokenizer_json,"
                      " recipe_json, seed, n_archs, n_failed, status, created_at, updated_at)"

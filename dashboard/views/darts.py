@@ -8,9 +8,8 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
-from common import db_path, store
+from common import cancel_then_rerun, db_path, launched, store
 from lts.darts.defaults import DEFAULT_OPS
 from lts.darts.session import active_darts, list_darts
 from lts.errors import LtsError
@@ -33,22 +32,9 @@ def label(row: darts_repo.DartsRun) -> str:
             f"step {row.step}/{row.steps}")
 
 
-def rerun_fragment() -> None:
-    try:
-        st.rerun(scope="fragment")
-    except StreamlitAPIException:  # the panel ran in a full rerun (first load, AppTest)
-        st.rerun()
-
-
 def start_new(settings: Any) -> None:
-    try:
-        with st.spinner("Reading the corpus and preparing the tokenizer (cached after the first time)..."):
-            did = guarded.launch_darts(current_user(), s, db_path(), settings, limits=lim)
-    except LtsError as exc:
-        st.error(str(exc))
-        return
-    st.toast(f"Started DARTS run {did}")
-    st.session_state["darts_pick"] = did
+    launched(lambda: guarded.launch_darts(current_user(), s, db_path(), settings, limits=lim), "DARTS run",
+             "darts_pick", "Reading the corpus and preparing the tokenizer (cached after the first time)...")
 
 
 runs = list_darts(s)
@@ -101,12 +87,7 @@ def live() -> None:
             st.progress(min(1.0, row.step / max(1, row.steps)),
                         text=f"{row.step} / {row.steps} steps · {row.elapsed or 0:.0f} s · {row.message or row.status}")
             if row.status != "cancelling" and can("cancel") and st.button("Cancel", key=f"dcancel-{row.darts_id}"):
-                try:
-                    guarded.cancel_darts(current_user(), s, row.darts_id)
-                except LtsError as exc:
-                    st.error(str(exc))
-                else:
-                    rerun_fragment()
+                cancel_then_rerun(lambda did=row.darts_id: guarded.cancel_darts(current_user(), s, did))
 
 
 live()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import socket
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
-from common import db_path, run_label, store
+from common import cancel_then_rerun, db_path, launched, run_label, store
 from lts.errors import LtsError
 from lts.explore import active_runs, runs_table
 from lts.search.defaults import OBJECTIVES as DEFAULT_OBJECTIVES, default_population
@@ -31,13 +30,8 @@ st.title("Search")
 
 def start(space, device, **kw) -> None:
     """Launch through the guarded call: the role and the limits are checked there, and audited."""
-    try:
-        run_id = guarded.launch_search(current_user(), s, db_path(), space, device, limits=lim, **kw)
-    except LtsError as exc:
-        st.error(str(exc))
-        return
-    st.toast(f"Started run {run_id}")
-    st.session_state["last_run"] = run_id
+    launched(lambda: guarded.launch_search(current_user(), s, db_path(), space, device, limits=lim, **kw),
+             "run", "last_run")
 
 
 runs = runs_table(s)
@@ -138,15 +132,7 @@ def live() -> None:
                 st.caption(f":material/hourglass_top: queued (position {position}): waiting for the device, which "
                            f"measures one architecture at a time for every search on it.")
             if row["status"] != "cancelling" and can("cancel") and st.button("Cancel", key=f"cancel-{row['run_id']}"):
-                try:
-                    guarded.cancel_search(current_user(), s, row["run_id"])
-                except LtsError as exc:
-                    st.error(str(exc))
-                else:
-                    try:
-                        st.rerun(scope="fragment")
-                    except StreamlitAPIException:  # the panel ran in a full rerun (first load, AppTest)
-                        st.rerun()
+                cancel_then_rerun(lambda run_id=row["run_id"]: guarded.cancel_search(current_user(), s, run_id))
     st.subheader("All runs")
     show = table[["run_id", "family", "strategy", "device_name", "status", "n_evaluated", "budget",
                   "frontier_size", "hypervolume", "message"]]

@@ -6,9 +6,8 @@ import plotly.express as px
 import streamlit as st
 
 import validation_charts
-from common import db_path, store
+from common import cancel_then_rerun, db_path, launched, store
 from lts.store.rows import records
-from lts.errors import LtsError
 from lts.flexibert.benchmark import scatter_proxies, shipped_result
 from lts.proxies.compare import compare_reference
 from lts.reference import correlations, load_reference
@@ -74,14 +73,8 @@ st.caption("Architectures trained on a real corpus with one fixed recipe: how we
 
 
 def start(form: LaunchForm) -> None:
-    try:
-        with st.spinner("Reading the corpus and training the tokenizer (cached after the first time)..."):
-            vid = guarded.launch_validation(current_user(), s, db_path(), form, limits=lim)
-    except LtsError as exc:
-        st.error(str(exc))
-        return
-    st.toast(f"Started validation {vid}")
-    st.session_state["validation_pick"] = vid
+    launched(lambda: guarded.launch_validation(current_user(), s, db_path(), form, limits=lim), "validation",
+             "validation_pick", "Reading the corpus and training the tokenizer (cached after the first time)...")
 
 
 if not can("launch"):
@@ -119,12 +112,7 @@ def live() -> None:
                              f"{row['elapsed'] or 0:.0f} s")
             cancellable = row["status"] != "cancelling" and can("cancel")
             if cancellable and st.button("Cancel", key=f"vcancel-{row['validation_id']}"):
-                try:
-                    guarded.cancel_validation(current_user(), s, row["validation_id"])
-                except LtsError as exc:
-                    st.error(str(exc))
-                else:
-                    st.rerun(scope="fragment")
+                cancel_then_rerun(lambda vid=row["validation_id"]: guarded.cancel_validation(current_user(), s, vid))
 
 
 live()

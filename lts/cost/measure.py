@@ -52,7 +52,7 @@ from typing import Any, Mapping
 
 from lts.cost.device import DeviceRecord
 from lts.cost.hostlock import HostLock, WaitCallback
-from lts.cost.protocol import Protocol
+from lts.cost.protocol import CANDIDATE_TIMEOUT_S, Protocol
 from lts.errors import LtsError
 from lts.space.counts import total_params
 
@@ -241,7 +241,7 @@ class Measurer:
         device: DeviceRecord,
         protocol: Protocol,
         memory_limit_mb: float | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = CANDIDATE_TIMEOUT_S,
         overlap: bool = True,
         host_lock: HostLock | None = None,
         on_wait: WaitCallback | None = None,

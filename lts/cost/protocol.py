@@ -37,6 +37,10 @@ from typing import Any, Mapping
 
 from lts.errors import LtsError
 
+# Seconds one candidate's measurement may take before it counts as timed out (lts measure, search,
+# re-measure, on this host or a Ray node: one default).
+CANDIDATE_TIMEOUT_S = 120.0
+
 DEFAULT_THREADS = 1
 BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (see README)
 CLOCKS = ("wall", "cpu")

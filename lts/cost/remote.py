@@ -37,7 +37,7 @@ from typing import Any
 
 from lts.cost.device import DeviceRecord
 from lts.cost.measure import Measurement
-from lts.cost.protocol import Protocol
+from lts.cost.protocol import CANDIDATE_TIMEOUT_S, Protocol
 from lts.errors import LtsError
 
 RESOURCE_PREFIX = "lts-device:"
@@ -106,7 +106,7 @@ class NodeRequest:
     protocol: dict[str, Any]
     config: dict[str, Any]
     memory_limit_mb: float | None = None
-    timeout_s: float = 120.0
+    timeout_s: float = CANDIDATE_TIMEOUT_S
     # Test hooks: "exit_once:PATH" (the Ray worker dies the first time), "exit" (dies every time),
     # "fake:SECONDS" (no torch: sleep, then return a synthetic feasible measurement).
     fault: str | None = None
@@ -193,7 +193,7 @@ class RayMeasurer:
         device_name: str,
         protocol: Protocol,
         memory_limit_mb: float | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = CANDIDATE_TIMEOUT_S,
         max_retries: int = 2,
         node_grace_s: float = 60.0,
     ) -> None:

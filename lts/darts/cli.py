@@ -37,9 +37,8 @@ def cmd_darts(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from lts.darts.search import create_darts, run_darts_job
-    from lts.darts.session import cancel_darts, default_cache_dir, launch_background
+    from lts.darts.session import cancel_darts, default_cache_dir, start
     from lts.store import darts as repo
-    from lts.store import jobs
     from lts.store.db import open_store
 
     if args.cancel:
@@ -57,8 +56,7 @@ def cmd_darts(args: argparse.Namespace) -> None:
         darts_id = create_darts(store, settings, default_cache_dir(store.path))
         steps = settings.steps
     if args.background:
-        pid = launch_background(store.path, darts_id)
-        jobs.update(store, repo.DARTS, darts_id, pid=pid)
+        pid = start(store, store.path, darts_id)
         print(f"DARTS run {darts_id} started in the background (pid {pid}); "
               f"log: {Path(store.path).resolve().parent / 'logs' / f'darts-{darts_id}.log'}")
         print(f"  follow it: lts darts-runs   cancel it: lts darts --cancel {darts_id}")

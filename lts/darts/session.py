@@ -58,7 +58,7 @@ def start(store: Store, db_path: str | Path, darts_id: str) -> int:
     except OSError as exc:
         repo.end(store, darts_id, lifecycle.FAILED, f"could not start its process: {exc}")
         raise LtsError(f"DARTS run {darts_id}: could not start its process ({exc})") from None
-    jobs.update(store, repo.DARTS, darts_id, pid=pid)  # shows as launched at once, before the process says so
+    jobs.launched(store, repo.DARTS, darts_id, pid)  # shows as launched at once, before the process says so
     return pid
 
 

@@ -70,7 +70,9 @@ def add_commands(sub: Any) -> None:
     r.add_argument("arch_ids", nargs="+", metavar="ARCH_ID")
     r.add_argument("--device-name", required=True, help="name of this device in the results")
     r.add_argument("--protocol", help="protocol key (default: the one each architecture was last measured under)")
-    r.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate and worker")
+    from lts.cost.protocol import CANDIDATE_TIMEOUT_S
+
+    r.add_argument("--timeout", type=float, default=CANDIDATE_TIMEOUT_S, help="seconds per candidate and worker")
     r.add_argument("--job", help=argparse.SUPPRESS)  # the dashboard's queued request this process runs
     db_arg(r)
     r.set_defaults(func=cmd_remeasure)

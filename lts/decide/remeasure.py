@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
+from lts.cost.protocol import CANDIDATE_TIMEOUT_S
 from lts.decide.provenance import protocol_from_key
 from lts.errors import LtsError
 from lts.jobs import lifecycle
@@ -45,7 +46,7 @@ class RemeasureRequest:
     arch_ids: tuple[str, ...]
     device_name: str
     protocol: str | None = None  # key; None: the protocol the architecture was last measured under here
-    timeout_s: float = 120.0
+    timeout_s: float = CANDIDATE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not self.arch_ids:
@@ -54,7 +55,7 @@ class RemeasureRequest:
             raise LtsError("a device name is required (--device-name)")
 
 
-def measure_on_host(device: Any, protocol: Any, configs: Sequence[Config], timeout_s: float = 120.0,
+def measure_on_host(device: Any, protocol: Any, configs: Sequence[Config], timeout_s: float = CANDIDATE_TIMEOUT_S,
                     on_wait: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
     """Measure ``configs`` on this machine, one dict per config as it is taken.
 
@@ -215,7 +216,7 @@ def queue_remeasure(store: Store, db_path: str | Path, request: RemeasureRequest
     except OSError as exc:  # else the job would read as being launched until STARTING_S passes
         store_jobs.transition(store, REMEASURE, job_id, lifecycle.FAILED, message=f"could not start its process: {exc}")
         raise LtsError(f"re-measure job {job_id}: could not start its process ({exc})") from None
-    store_jobs.update(store, REMEASURE, job_id, pid=pid)
+    store_jobs.launched(store, REMEASURE, job_id, pid)
     return job_id
 
 

@@ -19,6 +19,7 @@ from lts.cost.hostlock import WaitAborted, WaitCallback
 from lts.errors import LtsError
 from lts.jobs import lifecycle
 from lts.jobs.process import process_alive, spawn_detached  # noqa: F401 - callers and tests reach them here
+from lts.search import defaults
 from lts.objectives import Constraints, parse_objectives
 from lts.search.runner import SearchRunner, SearchSettings, create_run, memory_limit_of
 from lts.search.strategies import EvolutionSettings
@@ -45,12 +46,12 @@ def plan_run(
     device_name: str | None,
     budget: int | None = None,
     time_budget: float | None = None,
-    objectives: str | tuple[str, ...] = "proxy,latency,memory",
+    objectives: str | tuple[str, ...] = defaults.OBJECTIVES,
     constraints: Constraints = Constraints(),
     strategy: str = "evolution",
     seed: int = 0,
-    population: int = 20,
-    generation: int = 10,
+    population: int = defaults.POPULATION,
+    generation: int = defaults.GENERATION,
     batch: int = 1,
     seq_len: int | None = None,
     threads: int = 1,

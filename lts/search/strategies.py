@@ -27,14 +27,15 @@ import numpy as np
 
 from lts.errors import LtsError
 from lts.objectives import objective_matrix
+from lts.search import defaults
 from lts.pareto import crowding, nd_ranks
 from lts.space.config import LIMITS, Config, config_from_json, short_repr
 from lts.space.ranges import SearchSpace
 
 @dataclass(frozen=True)
 class EvolutionSettings:
-    population: int = 20  # random initial members, then the size of the parent pool
-    generation: int = 10  # children proposed per generation
+    population: int = defaults.POPULATION  # random initial members, then the size of the parent pool
+    generation: int = defaults.GENERATION  # children proposed per generation
     crossover_prob: float = 0.5
     mutation_prob: float = 0.3
 

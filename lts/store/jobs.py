@@ -103,8 +103,8 @@ def claim(store: Store, kind: JobKind, job_id: str, status: str = lifecycle.RUNN
         refuse_if_owned(kind, row)
         if row["status"] == lifecycle.FINISHED:
             raise LtsError(f"{kind.label} {job_id} has already finished")
-        if row["status"] == lifecycle.CANCELLED and row.get("pid") == os.getpid():
-            # launched for this very process (the launcher wrote its pid) and cancelled before it started
+        if row["status"] == lifecycle.CANCELLED and row.get("pid") == os.getpid() and row.get("host") is None:
+            # launched for this very process (see launched()) and cancelled before it started
             raise LtsError(f"{kind.label} {job_id} was cancelled before it started")
         if row["status"] != status:
             lifecycle.check_transition(kind.label, job_id, row["status"], status)
@@ -125,6 +125,16 @@ def reopen(store: Store, kind: JobKind, job_id: str) -> str:
             lifecycle.check_transition(kind.label, job_id, row["status"], lifecycle.QUEUED)
             _update(conn, kind, job_id, status=lifecycle.QUEUED, pid=None)
     return row["status"]
+
+
+def launched(store: Store, kind: JobKind, job_id: str, pid: int) -> None:
+    """Record the pid of the process just spawned to run a job, so a page shows it as launched at
+    once. No host yet: the process writes it when it claims the job, and a job cancelled between
+    the two (pid written, host not) is not started by it (see :func:`claim`)."""
+    with store.write() as conn:
+        row = _row(conn, kind, job_id)
+        if row is not None and not (row["pid"] == pid and row["host"]):  # the process was quicker
+            _update(conn, kind, job_id, pid=pid, host=None)
 
 
 def refuse_if_owned(kind: JobKind, row: dict[str, Any]) -> None:

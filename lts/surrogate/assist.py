@@ -29,6 +29,7 @@ from lts.store.db import Store
 from lts.store.surrogates import Prediction
 from lts.surrogate.data import OBJECTIVES as COST_COLUMNS
 from lts.surrogate.data import measured
+from lts.surrogate.defaults import POOL_FACTOR, Z
 from lts.surrogate.features import Shape, matrix
 from lts.surrogate.model import KINDS, CostModel, fit_best
 from lts.objectives import Constraints, hv_reference, objective_matrix
@@ -41,8 +42,8 @@ MEASURED = tuple(COST_COLUMNS)  # the costs a surrogate predicts: latency, memor
 class SurrogateSettings:
     # pool_factor, min_train and z were chosen on a simulated device (costs from a surrogate fitted to
     # this machine, 2% noise), then checked on real measurements with other seeds (README)
-    pool_factor: int = 30  # children proposed per child measured
-    z: float = 1.0  # optimism, in predicted standard deviations
+    pool_factor: int = POOL_FACTOR  # children proposed per child measured
+    z: float = Z  # optimism, in predicted standard deviations
     min_train: int = 10  # measured architectures on this device before screening starts
     refit_every: int = 1  # generations between refits (the model kind is chosen at the first fit)
     max_idle_generations: int = 30  # generations in a row with nothing worth measuring end the run

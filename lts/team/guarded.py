@@ -120,7 +120,7 @@ def _start(store: Store, db_path: str | Path, run_id: str) -> None:
         store_jobs.transition(store, store_jobs.SEARCH, run_id, lifecycle.FAILED,
                               message=f"could not start its process: {exc}")
         raise LtsError(f"run {run_id}: could not start its process ({exc})") from None
-    store_jobs.update(store, store_jobs.SEARCH, run_id, pid=pid)
+    store_jobs.launched(store, store_jobs.SEARCH, run_id, pid)
 
 
 def cancel_search(user: User | None, store: Store, run_id: str) -> str:

@@ -178,5 +178,5 @@ def start_background(store: Store, db_path: str | Path, validation_id: str, work
         jobs.transition(store, jobs.VALIDATION, validation_id, lifecycle.FAILED,
                         message=f"could not start its process: {exc}")
         raise LtsError(f"validation {validation_id}: could not start its process ({exc})") from None
-    jobs.update(store, jobs.VALIDATION, validation_id, pid=pid)
+    jobs.launched(store, jobs.VALIDATION, validation_id, pid)
     return pid
