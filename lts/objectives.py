@@ -62,7 +62,7 @@ def objective(name: str) -> Objective:
     """The objective called ``name``: a built-in one, or a registered proxy (one-line error otherwise)."""
     if name in BUILTIN:
         return BUILTIN[name]
-    from lts.proxies.registry import PROXIES  # torch: only for objectives beyond the built-in three
+    from lts.proxies.registry import PROXIES  # the registry imports torch only when a proxy is computed
 
     spec = PROXIES.get(name)
     if spec is None:

@@ -310,3 +310,14 @@ def test_a_job_cancelled_before_its_process_starts_does_not_run(tmp_path):
     jobs.update(store, jobs.SEARCH, run_id, pid=None)  # a later resume by hand (another process) runs it
     jobs.claim(store, jobs.SEARCH, run_id)
     assert store.run(run_id)["status"] == lifecycle.RUNNING
+
+
+def test_naming_objectives_needs_no_torch():
+    """The Search page's objective menu and the explorer's quality axis list every proxy: that must not
+    import torch (1-2 s on a cold dashboard process); computing one does."""
+    code = ("import sys; from lts.objectives import objective, objective_names; names = objective_names(); "
+            "assert 'zerolm' in names and objective('synflow').direction == 'max'; "
+            "print('torch' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

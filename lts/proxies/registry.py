@@ -15,20 +15,22 @@ language models' (``gpt2``, ``transxl``, ``darts``).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lts.errors import LtsError
 from lts.flexibert import params as encoder_counts
 from lts.flexibert.config import FAMILY as FLEXIBERT
-from lts.proxies import encoders, zero_cost, zerolm
 from lts.space.config import CONFIG_TYPES, Config
 from lts.space.counts import decoder_params, flops_per_token, total_params
 
-ProxyFn = Callable[[Config, Optional[nn.Module], Optional[torch.Tensor]], float]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# fn(config, model or None, tokens or None) -> float
+ProxyFn = Callable[[Config, Any, Any], float]
 
 LM_FAMILIES: tuple[str, ...] = tuple(CONFIG_TYPES)  # gpt2, transxl, darts
 ENCODER_FAMILIES: tuple[str, ...] = (FLEXIBERT,)
@@ -52,24 +54,50 @@ class ProxySpec:
                 "needs_grad": self.needs_grad, "higher_is_better": self.higher_is_better, "summary": self.summary}
 
 
+def _late(module: str, name: str) -> Callable[..., float]:
+    """``module.name``, imported at its first call: listing the proxies (``lts proxies list``, the
+    search's objective names, the dashboard's menus) needs neither torch nor scipy (1-2 s cold)."""
+
+    def call(*args: Any) -> float:
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return call
+
+
+_ZEROLM, _ZERO_COST = "lts.proxies.zerolm", "lts.proxies.zero_cost"
+
+
 def analytic(f: Callable[[Config], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(cfg))
 
 
-def on_model(f: Callable[[nn.Module], float]) -> ProxyFn:
+def on_model(f: Callable[["nn.Module"], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(model))  # type: ignore[arg-type]
 
 
-def on_batch(f: Callable[[nn.Module, torch.Tensor], float]) -> ProxyFn:
+def on_batch(f: Callable[["nn.Module", "torch.Tensor"], float]) -> ProxyFn:
     return lambda cfg, model, tokens: float(f(model, tokens))  # type: ignore[arg-type]
 
 
-def _encoder_zerolm(model: nn.Module) -> float:
+def _encoder_zerolm(model: "nn.Module") -> float:
+    from lts.proxies import encoders, zerolm
+
     return zerolm.weight_parts(model).score(encoders.heuristic_alpha())
 
 
 def _encoder_zerolm_analytic(cfg: Config) -> float:
+    from lts.proxies import encoders
+
     return encoders.expected_parts(cfg).score(encoders.heuristic_alpha())  # type: ignore[arg-type]
+
+
+def _zerolm_part(part: str) -> Callable[["nn.Module"], float]:
+    def f(model: "nn.Module") -> float:
+        from lts.proxies import zerolm
+
+        return getattr(zerolm.weight_parts(model), part)
+
+    return f
 
 
 _LM, _ENC, _ALL = LM_FAMILIES, ENCODER_FAMILIES, ALL_FAMILIES
@@ -85,29 +113,29 @@ _SPECS: tuple[ProxySpec, ...] = (
               "all parameters as specified (embeddings + encoder; per-record hidden size and FFN widths)", _ENC),
     ProxySpec("encoder_params", analytic(encoder_counts.encoder_params), False, False, False, True,
               "encoder-layer parameters (no embeddings), analytic", _ENC),
-    ProxySpec("zerolm", on_model(zerolm.zerolm), True, False, False, True,
+    ProxySpec("zerolm", on_model(_late(_ZEROLM, "zerolm")), True, False, False, True,
               "ZeroLM: S_ffn + alpha*S_attn of ||W||_F^2/min(m,n) over per-head Q/K/V, O and FFN weights", _LM),
     ProxySpec("zerolm", on_model(_encoder_zerolm), True, False, False, True,
               "ZeroLM S_ffn + alpha*S_attn, data-free alpha (self-parameter heuristic on the space)", _ENC),
-    ProxySpec("zerolm_ffn", on_model(lambda m: zerolm.weight_parts(m).ffn), True, False, False, True,
+    ProxySpec("zerolm_ffn", on_model(_zerolm_part("ffn")), True, False, False, True,
               "ZeroLM's FFN term S_ffn alone (alpha = 0)", _ALL),
-    ProxySpec("zerolm_attn", on_model(lambda m: zerolm.weight_parts(m).attn), True, False, False, True,
+    ProxySpec("zerolm_attn", on_model(_zerolm_part("attn")), True, False, False, True,
               "ZeroLM's attention term S_attn alone", _ALL),
-    ProxySpec("zerolm_analytic", analytic(zerolm.zerolm_expected), False, False, False, True,
+    ProxySpec("zerolm_analytic", analytic(_late(_ZEROLM, "zerolm_expected")), False, False, False, True,
               "ZeroLM's expectation at lts's normal(0, 0.02) init, from the config", _LM),
     ProxySpec("zerolm_analytic", analytic(_encoder_zerolm_analytic), False, False, False, True,
               "ZeroLM's expectation at the normal(0, 0.02) init, from the config", _ENC),
-    ProxySpec("synflow", on_batch(zero_cost.synflow), True, True, True, True,
+    ProxySpec("synflow", on_batch(_late(_ZERO_COST, "synflow")), True, True, True, True,
               "sum theta*dR/dtheta with |weights|, R = sum of the pre-final-norm decoder output", _ALL),
-    ProxySpec("snip", on_batch(zero_cost.snip), True, True, True, True,
+    ProxySpec("snip", on_batch(_late(_ZERO_COST, "snip")), True, True, True, True,
               "sum |theta * dL/dtheta| over decoder parameters", _ALL),
-    ProxySpec("grad_norm", on_batch(zero_cost.grad_norm), True, True, True, True,
+    ProxySpec("grad_norm", on_batch(_late(_ZERO_COST, "grad_norm")), True, True, True, True,
               "sum of the L2 norms of dL/dtheta over decoder parameter tensors", _ALL),
-    ProxySpec("jacob_cov", on_batch(zero_cost.jacob_cov), True, True, True, True,
+    ProxySpec("jacob_cov", on_batch(_late(_ZERO_COST, "jacob_cov")), True, True, True, True,
               "-sum log(l+k)+1/(l+k) over eigenvalues of the per-sequence input-Jacobian correlation", _ALL),
-    ProxySpec("naswot", on_batch(zero_cost.naswot), True, True, False, True,
+    ProxySpec("naswot", on_batch(_late(_ZERO_COST, "naswot")), True, True, False, True,
               "log|det K| of FFN activation-pattern agreements (N - Hamming) between sequences", _ALL),
-    ProxySpec("head_confidence", on_batch(zero_cost.head_confidence), True, True, False, True,
+    ProxySpec("head_confidence", on_batch(_late(_ZERO_COST, "head_confidence")), True, True, False, True,
               "sum over heads of the mean largest attention probability", _ALL),
 )
 
