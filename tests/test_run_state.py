@@ -277,6 +277,8 @@ def test_an_earlier_release_darts_run_imports_as_a_darts_job(release_db, tmp_pat
     assert not [r for r in store.runs() if r["strategy"] == "darts"]
     job = darts.get(store, "cd866ca83f4b")
     assert job.status == "finished" and job.derived_arch_id
+    with pytest.raises(LtsError, match="is a DARTS search"):  # one line, not "no run"
+        export_runs(store, ["cd866ca83f4b"])
     # a bundle the earlier release wrote: its DARTS run is a row of runs
     old = sqlite3.connect(tmp_path / "old.db")
     old.row_factory = sqlite3.Row

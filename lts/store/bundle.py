@@ -215,6 +215,11 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
     would not match n_evaluated and the bundle would not import)."""
     run_ids = list(dict.fromkeys(run_ids))
     ph = ",".join("?" * len(run_ids))
+    darts = set(run_ids) & {r[0] for r in ([] if not store.db["darts_runs"].exists() else
+                                           store.conn.execute("SELECT darts_id FROM darts_runs"))}
+    if darts:
+        raise LtsError(f"{sorted(darts)[0]} is a DARTS search (lts darts-runs), not a search run: bundles carry "
+                       f"search runs; its derived architecture travels as JSON (lts darts writes it)")
     with store.snapshot():
         runs = [store.run(r) for r in run_ids]  # raises a clear error for an unknown id
         members = store.query(f"SELECT * FROM run_members WHERE run_id IN ({ph}) ORDER BY run_id, eval_index",
