@@ -195,3 +195,10 @@ def hf_config_json(store: Store, arch_id: str) -> bytes | None:
         return json.dumps(hf_config_dict(architecture_detail(store, arch_id)["config"]), indent=2).encode()
     except LtsError:
         return None
+
+
+def hf_exportable(store: Store, arch_id: str) -> bool:
+    """Whether :func:`hf_config_json` has a config to give (answered without importing transformers)."""
+    from lts.models.hf import why_not_exportable
+
+    return why_not_exportable(architecture_detail(store, arch_id)["config"]) is None

@@ -13,7 +13,8 @@ from lts.store import reads
 from lts.store.rows import records
 from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
-from lts.explore import architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json
+from lts.explore import (architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json,
+                         hf_exportable)
 
 s = store()
 st.title("Architecture")
@@ -65,10 +66,9 @@ st.dataframe(d["runs"], hide_index=True, width="stretch")
 c1, c2 = st.columns(2)
 c1.download_button("Download config (lts JSON)", architecture_json(s, arch_id), file_name=f"{arch_id}.json",
                    mime="application/json", key="dl_arch")
-hf = hf_config_json(s, arch_id)
-if hf is not None:
-    c2.download_button("Download transformers GPT2Config", hf, file_name=f"{arch_id}.hf_config.json",
-                       mime="application/json", key="dl_hf")
+if hf_exportable(s, arch_id):  # built when clicked: importing transformers costs 2-3 s on a cold page
+    c2.download_button("Download transformers GPT2Config", lambda: hf_config_json(s, arch_id) or b"",
+                       file_name=f"{arch_id}.hf_config.json", mime="application/json", key="dl_hf")
 else:
     c2.caption("No transformers export: only homogeneous GPT-2 shapes without adaptive embeddings have a "
                 "GPT-2 equivalent.")

@@ -16,19 +16,11 @@ def to_hf_config(config: Config) -> Any:
     total differs by the output bias of our adaptive softmax (``vocab_size`` parameters), which
     GPT-2's tied ``lm_head`` does not have.
     """
-    from transformers import GPT2Config as HFGPT2Config
-
-    if not isinstance(config, GPT2Config):
-        raise LtsError(f"only gpt2 configs export to transformers, not {config.family}")
-    why = []
-    if not config.is_homogeneous:
-        why.append("layers differ in n_head or d_inner")
-    if config.cutoffs:
-        why.append("adaptive softmax cutoffs are set")
-    if config.d_embed != config.d_model:
-        why.append("d_embed differs from d_model")
+    why = why_not_exportable(config)
     if why:
-        raise LtsError("cannot export to transformers.GPT2Config: " + "; ".join(why))
+        raise LtsError(why)
+    from transformers import GPT2Config as HFGPT2Config  # 2-3 s cold: only once the shape translates
+
     return HFGPT2Config(
         vocab_size=config.vocab_size,
         n_positions=config.tgt_len,
@@ -42,6 +34,20 @@ def to_hf_config(config: Config) -> Any:
         embd_pdrop=0.0,
         attn_pdrop=0.0,
     )
+
+
+def why_not_exportable(config: Config) -> str | None:
+    """Why ``config`` has no ``transformers.GPT2Config`` equivalent (None: it has), without importing transformers."""
+    if not isinstance(config, GPT2Config):
+        return f"only gpt2 configs export to transformers, not {config.family}"
+    why = []
+    if not config.is_homogeneous:
+        why.append("layers differ in n_head or d_inner")
+    if config.cutoffs:
+        why.append("adaptive softmax cutoffs are set")
+    if config.d_embed != config.d_model:
+        why.append("d_embed differs from d_model")
+    return "cannot export to transformers.GPT2Config: " + "; ".join(why) if why else None
 
 
 def build_hf_model(config: Config) -> Any:
