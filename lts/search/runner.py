@@ -17,7 +17,6 @@ before on this device is reused, never measured twice.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -101,11 +100,11 @@ def max_decoder_params(space: SearchSpace) -> int:
     return space.decoder_param_range()[1]
 
 
-def memory_limit_of(run: Mapping[str, Any]) -> float | None:
+def memory_limit_of(run: Mapping[str, Any] | runs.RunRow) -> float | None:
     """The memory limit a run's measurer applies: its ``memory_limit_mb`` or its ``max_memory_mb``
     constraint, whichever is lower (a candidate over either is not worth timing)."""
-    constraint = json.loads(run["constraints_json"] or "{}").get("max_memory_mb")
-    limits = [float(v) for v in (runs.settings_of_row(run).get("memory_limit_mb"), constraint) if v]
+    row = run if isinstance(run, runs.RunRow) else runs.RunRow.from_row(run)
+    limits = [float(v) for v in (row.settings.get("memory_limit_mb"), row.constraints.get("max_memory_mb")) if v]
     return min(limits) if limits else None
 
 
@@ -137,16 +136,18 @@ def _settings_state(settings: SearchSettings) -> dict[str, Any]:
     return state
 
 
-def settings_of(run: Mapping[str, Any]) -> SearchSettings:
-    state = runs.settings_of_row(run)
+def settings_of(run: Mapping[str, Any] | runs.RunRow) -> SearchSettings:
+    """The settings a run was created with, from its stored row (typed or as the store reads it)."""
+    row = run if isinstance(run, runs.RunRow) else runs.RunRow.from_row(run)
+    state = row.settings
     return SearchSettings(
-        space=SearchSpace.from_dict(json.loads(run["space_json"])),
-        objectives=tuple(json.loads(run["objectives_json"])),
-        constraints=Constraints.from_dict(json.loads(run["constraints_json"])),
-        strategy=run["strategy"],
-        seed=run["seed"],
-        budget=run["budget"],
-        time_budget=run["time_budget"],
+        space=SearchSpace.from_dict(row.space),
+        objectives=row.objectives,
+        constraints=Constraints.from_dict(row.constraints),
+        strategy=row.strategy,
+        seed=row.seed,
+        budget=row.budget,
+        time_budget=row.time_budget,
         evolution=EvolutionSettings(**state.get("evolution", {})),
         surrogate=SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None,
         drift=DriftSettings(**state.get("drift", {})),
@@ -177,26 +178,26 @@ class SearchRunner:
     ) -> None:
         self.store = store
         self.run_id = run_id
-        self.run = store.run(run_id)
-        self.settings = settings_of(self.run)
+        self.row = runs.get(store, run_id)  # typed: the runner reads no JSON text itself
+        self.settings = settings_of(self.row)
         self.measure = measure
         self.on_progress = on_progress
         if self.settings.needs_measurement and measure is None:
             raise LtsError("this search measures latency/memory: a measure function is required")
-        self.state = runs.progress_of_row(self.run)  # the runner's own record: progress_json
-        self.memory_limit = memory_limit_of(self.run)
+        self.state = dict(self.row.progress)  # the runner's own record: progress_json
+        self.memory_limit = memory_limit_of(self.row)
         self.scorer = ProxyScorer(self.settings.proxies, self.settings.proxy_settings or default_proxy_settings())
         self.strategy = make_strategy(self.settings.strategy, self.settings.space, self.settings.objectives,
                                       self.settings.evolution, self.settings.seed)
         self.members: list[dict[str, Any]] = self._load_members()
         self.member_ids = {m["arch_id"] for m in self.members}
-        s, run = self.settings, self.run
-        on_device = bool(run["device_id"] and run["protocol"] and s.needs_measurement)
+        s, row = self.settings, self.row
+        on_device = bool(row.device_id and row.protocol and s.needs_measurement)
         self._pool_scores: dict[str, dict[str, Any]] = {}  # proxy scores of screened children, recorded if measured
-        self.screen = (Screen(store, run_id, run["device_id"], run["protocol"], s.objectives, s.constraints,
+        self.screen = (Screen(store, run_id, row.device_id, row.protocol, s.objectives, s.constraints,
                               s.surrogate, s.seed, cheap=self._cheap_values if s.proxies else None)
                        if s.surrogate is not None and on_device else None)
-        self.drift = (DriftMonitor(store, run_id, run["device_id"], run["protocol"], s.space, s.drift, measure)
+        self.drift = (DriftMonitor(store, run_id, row.device_id, row.protocol, s.space, s.drift, measure)
                       if s.drift.every > 0 and on_device and measure is not None else None)
 
     # -- loading --------------------------------------------------------------------------
@@ -226,11 +227,11 @@ class SearchRunner:
         """(measurement row or None, measured-now?) for ``cfg`` on this run's device."""
         if not self.settings.needs_measurement:
             return None, False
-        cached = self.store.measurement(cfg.arch_id, self.run["device_id"], self.run["protocol"])
+        cached = self.store.measurement(cfg.arch_id, self.row.device_id, self.row.protocol)
         if cached is not None and not self._measure_again(cfg, cached):
             return cached, False
         m = dict(self.measure(cfg))  # type: ignore[misc]
-        m.update(arch_id=cfg.arch_id, device_id=self.run["device_id"], protocol=self.run["protocol"])
+        m.update(arch_id=cfg.arch_id, device_id=self.row.device_id, protocol=self.row.protocol)
         m["_replaces"] = cached is not None
         return m, True
 
@@ -383,7 +384,7 @@ class SearchRunner:
     def run_to_end(self) -> dict[str, Any]:
         """Run (or resume) until the budget is spent; returns the final run row."""
         s = self.settings
-        start_elapsed = float(self.run["elapsed"] or 0.0)
+        start_elapsed = self.row.elapsed
         t0 = time.perf_counter()
         elapsed = lambda: start_elapsed + time.perf_counter() - t0  # noqa: E731
         self.strategy.restore(self.state)
@@ -442,7 +443,7 @@ def frontier_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
 def member_rows(store: Store, run_id: str, frontier_only: bool = False) -> list[dict[str, Any]]:
     """A run's members (:meth:`Store.run_rows`) with its proxy objectives' values."""
     run = store.run(run_id)
-    if run["strategy"] not in STRATEGIES:  # not a search of this runner (an earlier release's DARTS row)
+    if run["strategy"] not in STRATEGIES:  # a strategy this lts does not know: its members, no proxy columns
         return store.run_rows(run_id, frontier_only=frontier_only)
     s = settings_of(run)
     return runs.members(store, run_id, s.proxies, s.proxy_key, frontier_only=frontier_only)

@@ -64,9 +64,10 @@ class RunRow:
             run_id=r["run_id"], family=r["family"], space=json.loads(r["space_json"]), strategy=r["strategy"],
             objectives=tuple(json.loads(r["objectives_json"])), constraints=json.loads(r["constraints_json"] or "{}"),
             seed=int(r["seed"]), budget=r["budget"], time_budget=r["time_budget"], device_id=r["device_id"],
-            protocol=r["protocol"], status=r["status"], message=r["message"], n_evaluated=int(r["n_evaluated"]),
-            elapsed=float(r["elapsed"] or 0.0), settings=settings_of_row(r), progress=progress_of_row(r),
-            reproduces=r.get("reproduces"), pid=r["pid"], host=r["host"],
+            protocol=r["protocol"], status=r["status"], message=r.get("message"),
+            n_evaluated=int(r.get("n_evaluated") or 0), elapsed=float(r.get("elapsed") or 0.0),
+            settings=settings_of_row(r), progress=progress_of_row(r), reproduces=r.get("reproduces"),
+            pid=r.get("pid"), host=r.get("host"),
         )
 
 
