@@ -39,3 +39,27 @@ def database_at(path, version: int):
     conn.execute(f"PRAGMA user_version = {version}")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return conn
+
+
+def kill_9_when(proc, db, ready, timeout_s: float = 300.0):
+    """Poll ``db`` (once it exists) until ``ready(store)`` is true, then SIGKILL ``proc``; returns the
+    Store. Fails if ``proc`` exits first or nothing is ready within ``timeout_s``."""
+    import os
+    import signal
+    import time
+
+    from lts.store.db import Store
+
+    store = None
+    deadline = time.time() + timeout_s
+    while True:
+        assert time.time() < deadline, f"not ready in {timeout_s:g} s"
+        if db.exists():
+            store = store or Store(db)
+            if ready(store):
+                break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return store

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from helpers import kill_9_when
 from lts.store.db import Store
 
 pytestmark = pytest.mark.slow  # real processes killed with SIGKILL (see pyproject markers)
@@ -45,24 +43,16 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     budget = 14
     proc = lts("search", "--space", str(space), "--device-name", "ci", "--budget", str(budget),
                "--population", "6", "--generation", "4", "--seed", "3", "--no-progress", db=db)
-    store = None
-    deadline = time.time() + 300
-    polls = 0
-    while time.time() < deadline:
-        if db.exists():
-            store = store or Store(db)
-            counts = _progress(store)
-            polls += 1
-            if counts is not None:
-                # The runs row and the members are written in one transaction per evaluation: read in
-                # one snapshot, they always agree (a runs row ahead of its members would be lost work).
-                assert counts[0] == counts[1], f"runs.n_evaluated {counts[0]} but {counts[1]} members"
-                if counts[1] >= 5:
-                    break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    def five_evaluated(store: Store) -> bool:
+        counts = _progress(store)
+        if counts is None:
+            return False
+        # The runs row and the members are written in one transaction per evaluation: read in one
+        # snapshot, they always agree (a runs row ahead of its members would be lost work).
+        assert counts[0] == counts[1], f"runs.n_evaluated {counts[0]} but {counts[1]} members"
+        return counts[1] >= 5
+
+    store = kill_9_when(proc, db, five_evaluated)
     run_id = store.runs()[0]["run_id"]
     before = store.run_rows(run_id)
     measured_before = {r["arch_id"]: r["measured_at"] for r in store.query(

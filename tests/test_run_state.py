@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import FAKE_DEVICE, FakeMeasure
+from helpers import FAKE_DEVICE, FakeMeasure, kill_9_when
 from lts.errors import LtsError
 from lts.jobs import lifecycle
 from lts.objectives import objective, parse_objectives
@@ -192,19 +190,7 @@ def test_zerolm_latency_memory_search_resumes_after_kill_9(tmp_path):
               "--budget", "12", "--population", "4", "--generation", "3", "--seed", "7", "--no-progress")
     killed_db, whole_db = tmp_path / "killed.db", tmp_path / "whole.db"
     proc = _lts(*common, db=killed_db)
-    store = None
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if killed_db.exists():
-            store = store or Store(killed_db)
-            with store.snapshot():
-                done = store.query("SELECT COUNT(*) AS n FROM run_members")[0]["n"]
-            if done >= 5:
-                break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    store = kill_9_when(proc, killed_db, lambda s: s.query("SELECT COUNT(*) AS n FROM run_members")[0]["n"] >= 5)
     run_id = store.runs()[0]["run_id"]
     assert lifecycle.effective_status(store.run(run_id)) == lifecycle.STOPPED
     resumed = _lts("search", "--resume", run_id, "--no-progress", db=killed_db)
