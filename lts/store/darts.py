@@ -24,7 +24,7 @@ from lts.store import jobs
 from lts.store.db import Store
 
 TABLE = "darts_runs"
-DARTS = jobs.register(jobs.JobKind("darts", TABLE, "darts_id", "DARTS run"))
+DARTS = jobs.JobKind("darts", TABLE, "darts_id", "DARTS run")
 
 
 @dataclass(frozen=True)
@@ -187,19 +187,3 @@ def delete(store: Store, darts_id: str) -> None:
     jobs.refuse_delete_if_live(DARTS, get(store, darts_id))
     with store.write() as conn:
         conn.execute(f"DELETE FROM {TABLE} WHERE darts_id = ?", (darts_id,))
-
-
-def occupied_slots(store: Store) -> int:
-    """DARTS runs running now (from any launcher) or being launched."""
-    return jobs.occupied_slots(store, DARTS)
-
-
-def admit_below(check: Callable[[int], None]) -> Callable[[sqlite3.Connection], None]:
-    """An ``admit`` for :func:`create`: ``check(n)`` with the number of DARTS runs occupying a slot,
-    counted inside the inserting transaction (so two simultaneous launches cannot both pass)."""
-
-    def admit(conn: sqlite3.Connection) -> None:
-        now = time.time()
-        check(sum(1 for r in jobs.active_rows(conn, DARTS) if lifecycle.occupies_slot(r, now)))
-
-    return admit

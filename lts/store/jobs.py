@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable
 
 from lts.errors import LtsError
 from lts.jobs import lifecycle
@@ -35,13 +35,7 @@ class JobKind:
 SEARCH = JobKind("search", "runs", "run_id", "run")
 VALIDATION = JobKind("validation", "validation_runs", "validation_id", "validation")
 REMEASURE = JobKind("remeasure", "remeasure_jobs", "job_id", "re-measure job")
-KINDS: dict[str, JobKind] = {k.name: k for k in (SEARCH, VALIDATION, REMEASURE)}
-
-
-def register(kind: JobKind) -> JobKind:
-    """Add a kind of job (its table must carry the lifecycle columns)."""
-    KINDS[kind.name] = kind
-    return kind
+# A new kind is a JobKind of its own repository (lts.store.darts.DARTS) over a table with the lifecycle columns.
 
 
 def _row(conn: sqlite3.Connection, kind: JobKind, job_id: str) -> dict[str, Any] | None:
@@ -51,6 +45,13 @@ def _row(conn: sqlite3.Connection, kind: JobKind, job_id: str) -> dict[str, Any]
     return dict(zip(names, row)) if row is not None else None
 
 
+def _existing(conn: sqlite3.Connection, store: Store, kind: JobKind, job_id: str) -> dict[str, Any]:
+    row = _row(conn, kind, job_id)
+    if row is None:
+        raise LtsError(f"no {kind.label} {job_id!r} in {store.path}")
+    return row
+
+
 def get(store: Store, kind: JobKind, job_id: str) -> dict[str, Any]:
     rows = store.query(f"SELECT * FROM {kind.table} WHERE {kind.key} = ?", (job_id,))
     if not rows:
@@ -58,21 +59,11 @@ def get(store: Store, kind: JobKind, job_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def effective_status(row: dict[str, Any]) -> str:
-    return lifecycle.effective_status(row)
-
-
-def transition(store: Store, kind: JobKind, job_id: str, new: str, *, expect: Iterable[str] | None = None,
-               **fields: Any) -> dict[str, Any]:
+def transition(store: Store, kind: JobKind, job_id: str, new: str, **fields: Any) -> dict[str, Any]:
     """Move a job to ``new`` (checked against the lifecycle) and set ``fields``, in one transaction;
-    returns the row before the change. ``expect``: the stored statuses the change applies to
-    (another status refuses with one line)."""
+    returns the row before the change."""
     with store.write() as conn:
-        row = _row(conn, kind, job_id)
-        if row is None:
-            raise LtsError(f"no {kind.label} {job_id!r} in {store.path}")
-        if expect is not None and row["status"] not in tuple(expect):
-            raise LtsError(f"{kind.label} {job_id} is {row['status']}")
+        row = _existing(conn, store, kind, job_id)
         if new != row["status"]:
             lifecycle.check_transition(kind.label, job_id, row["status"], new)
         _update(conn, kind, job_id, status=new, **fields)
@@ -97,9 +88,7 @@ def claim(store: Store, kind: JobKind, job_id: str, status: str = lifecycle.RUNN
     """Make this process the one running the job, in one transaction, or refuse with one line when
     another live process on this host owns it (two processes on one job would both do its work)."""
     with store.write() as conn:
-        row = _row(conn, kind, job_id)
-        if row is None:
-            raise LtsError(f"no {kind.label} {job_id!r} in {store.path}")
+        row = _existing(conn, store, kind, job_id)
         refuse_if_owned(kind, row)
         if row["status"] == lifecycle.FINISHED:
             raise LtsError(f"{kind.label} {job_id} has already finished")
@@ -117,9 +106,7 @@ def reopen(store: Store, kind: JobKind, job_id: str) -> str:
     so that its process's claim is a resume, not a launch that was cancelled before it started.
     Returns the stored status it had; a created or queued job is left as it is."""
     with store.write() as conn:
-        row = _row(conn, kind, job_id)
-        if row is None:
-            raise LtsError(f"no {kind.label} {job_id!r} in {store.path}")
+        row = _existing(conn, store, kind, job_id)
         refuse_if_owned(kind, row)
         if row["status"] not in (lifecycle.CREATED, lifecycle.QUEUED):
             lifecycle.check_transition(kind.label, job_id, row["status"], lifecycle.QUEUED)
@@ -147,9 +134,7 @@ def refuse_if_owned(kind: JobKind, row: dict[str, Any]) -> None:
 def cancel(store: Store, kind: JobKind, job_id: str) -> str:
     """Ask a job to stop; one with no live process is marked cancelled at once. Returns the new status."""
     with store.write() as conn:
-        row = _row(conn, kind, job_id)
-        if row is None:
-            raise LtsError(f"no {kind.label} {job_id!r} in {store.path}")
+        row = _existing(conn, store, kind, job_id)
         status = lifecycle.effective_status(row)
         if status not in lifecycle.CANCELLABLE:
             raise LtsError(f"{kind.label} {job_id} is {status}, not running")
@@ -171,6 +156,17 @@ def active_rows(conn: sqlite3.Connection, kind: JobKind) -> list[dict[str, Any]]
     cur = conn.execute(f"SELECT * FROM {kind.table} WHERE status IN ({marks})", lifecycle.ACTIVE)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def admit_below(kind: JobKind, check: Callable[[int], None]) -> Callable[[sqlite3.Connection], None]:
+    """An ``admit`` for a kind's inserting transaction: ``check(n)`` with the number of its jobs
+    occupying a slot, counted inside that transaction (so simultaneous launches cannot all pass)."""
+
+    def admit(conn: sqlite3.Connection) -> None:
+        now = time.time()
+        check(sum(1 for r in active_rows(conn, kind) if lifecycle.occupies_slot(r, now)))
+
+    return admit
 
 
 def occupied_slots(store: Store, kind: JobKind) -> int:

@@ -225,12 +225,7 @@ def occupied_slots(store: Store) -> int:
 
 
 def admit_below(check: Callable[[int], None]) -> Callable[[sqlite3.Connection], None]:
-    """An ``admit`` for :func:`insert`: ``check(n)`` with the number of validations occupying a slot,
-    counted inside the inserting transaction (so two simultaneous launches cannot both pass)."""
+    """An ``admit`` for :func:`insert` (see :func:`lts.store.jobs.admit_below`)."""
     from lts.store import jobs
 
-    def admit(conn: sqlite3.Connection) -> None:
-        now = time.time()
-        check(sum(1 for r in jobs.active_rows(conn, jobs.VALIDATION) if lifecycle.occupies_slot(r, now)))
-
-    return admit
+    return jobs.admit_below(jobs.VALIDATION, check)

@@ -10,7 +10,6 @@ audit entry (:mod:`lts.team.audit`) whatever the outcome. A refusal raises
 from __future__ import annotations
 
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -51,15 +50,8 @@ def running_validations(store: Store) -> int:
 
 
 def _admit(limits: Limits, kind: store_jobs.JobKind, what: str) -> Callable[[sqlite3.Connection], None]:
-    """The concurrency check, run inside the transaction that inserts the new job: the active rows are
-    read there, so simultaneous launches cannot all pass the limit."""
-
-    def admit(conn: sqlite3.Connection) -> None:
-        now = time.time()
-        rows = store_jobs.active_rows(conn, kind)
-        limits.check_concurrent(sum(1 for r in rows if lifecycle.occupies_slot(r, now)), what)
-
-    return admit
+    """The concurrency check, run inside the transaction that inserts the new job."""
+    return store_jobs.admit_below(kind, lambda n: limits.check_concurrent(n, what))
 
 
 def _admit_search(limits: Limits) -> Callable[[sqlite3.Connection], None]:
