@@ -15,7 +15,7 @@ import pandas as pd
 
 from lts.decide.layers import layer_table
 from lts.errors import LtsError
-from lts.objectives import objective, proxy_objectives
+from lts.objectives import objective, objective_names, proxy_objectives
 from lts.pareto import pareto_mask
 from lts.space.counts import breakdown
 from lts.space.config import Config, config_from_json
@@ -108,15 +108,8 @@ def apply_constraints(df: pd.DataFrame, max_latency_ms: float | None = None, max
 
 def quality_axes(df: pd.DataFrame) -> list[str]:
     """What a front can maximise: decoder parameters, and every proxy objective ``df``'s runs scored."""
-    names = _proxy_names() - {"decoder_params"}  # a column of every point already
-    return ["decoder_params"] + [c for c in proxy_objectives([c for c in df.columns if c in names])
-                                 if df[c].notna().any()]
-
-
-def _proxy_names() -> set[str]:
-    from lts.objectives import objective_names
-
-    return set(objective_names())
+    scored = set(proxy_objectives(objective_names())) - {"decoder_params"}  # a column of every point already
+    return ["decoder_params"] + [c for c in df.columns if c in scored and df[c].notna().any()]
 
 
 def front_2d(df: pd.DataFrame, cost: str, group: str = "source", quality: str = "decoder_params") -> pd.DataFrame:

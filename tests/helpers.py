@@ -29,13 +29,11 @@ def database_at(path, version: int):
     the starting point of a migration test. Returns an open sqlite3 connection."""
     import sqlite3
 
-    from lts.store.db import APPLICATION_ID, MIGRATIONS
+    from lts.store.db import APPLICATION_ID, MIGRATIONS, run_statements
 
     conn = sqlite3.connect(path)
     for ddl in MIGRATIONS[:version]:
-        for stmt in ddl.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
+        run_statements(conn, ddl)
     conn.execute(f"PRAGMA user_version = {version}")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return conn

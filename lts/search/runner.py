@@ -28,7 +28,7 @@ from lts.objectives import (MEASURED, Constraints, hv_reference, objective, obje
                                    proxy_objectives)
 from lts.pareto import hypervolume, pareto_mask
 from lts.search.scoring import ProxyScorer, default_proxy_settings
-from lts.search.strategies import STRATEGIES, EvolutionSettings, make_strategy, rng_from_json, rng_to_json
+from lts.search.strategies import STRATEGIES, EvolutionSettings, make_strategy
 from lts.space.config import Config, config_from_json
 from lts.space.counts import decoder_params, proxy_values
 from lts.space.ranges import SearchSpace
@@ -83,10 +83,15 @@ class SearchSettings:
         return proxy_objectives(self.objectives)
 
     @property
+    def proxy_settings_used(self) -> dict[str, Any]:
+        """How the proxy objectives are computed: the given settings, else lts's defaults."""
+        return dict(self.proxy_settings or default_proxy_settings())
+
+    @property
     def proxy_key(self) -> str:
         from lts.search.scoring import settings_key
 
-        return settings_key(self.proxy_settings or default_proxy_settings()) if self.proxies else ""
+        return settings_key(self.proxy_settings_used) if self.proxies else ""
 
     @property
     def needs_measurement(self) -> bool:
@@ -132,7 +137,7 @@ def _settings_state(settings: SearchSettings) -> dict[str, Any]:
     if settings.surrogate is not None:
         state["surrogate"] = settings.surrogate.to_dict()
     if settings.proxies:
-        state["proxy_settings"] = dict(settings.proxy_settings or default_proxy_settings())
+        state["proxy_settings"] = settings.proxy_settings_used
     return state
 
 
@@ -155,7 +160,6 @@ def settings_of(run: Mapping[str, Any] | runs.RunRow) -> SearchSettings:
     )
 
 
-_rng_to_json, _rng_from_json = rng_to_json, rng_from_json  # bundle.py checks saved generator states with these
 
 
 @dataclass
@@ -186,7 +190,7 @@ class SearchRunner:
             raise LtsError("this search measures latency/memory: a measure function is required")
         self.state = dict(self.row.progress)  # the runner's own record: progress_json
         self.memory_limit = memory_limit_of(self.row)
-        self.scorer = ProxyScorer(self.settings.proxies, self.settings.proxy_settings or default_proxy_settings())
+        self.scorer = ProxyScorer(self.settings.proxies, self.settings.proxy_settings_used)
         self.strategy = make_strategy(self.settings.strategy, self.settings.space, self.settings.objectives,
                                       self.settings.evolution, self.settings.seed)
         self.members: list[dict[str, Any]] = self._load_members()

@@ -40,7 +40,7 @@ from lts import __version__
 from lts.cost.device import KINDS
 from lts.errors import LtsError
 from lts.space.config import CONFIG_TYPES, config_from_json
-from lts.store.db import LEGACY_DARTS_RUNS, Store
+from lts.store.db import LEGACY_DARTS_RUNS, Store, run_statements
 from lts.store.runs import merged_state, progress_json, split_state
 
 FORMAT = "lts-results-bundle"
@@ -215,8 +215,8 @@ def export_runs(store: Store, run_ids: list[str]) -> dict[str, Any]:
     would not match n_evaluated and the bundle would not import)."""
     run_ids = list(dict.fromkeys(run_ids))
     ph = ",".join("?" * len(run_ids))
-    darts = set(run_ids) & {r[0] for r in ([] if not store.db["darts_runs"].exists() else
-                                           store.conn.execute("SELECT darts_id FROM darts_runs"))}
+    darts = [r["darts_id"] for r in store.query(f"SELECT darts_id FROM darts_runs WHERE darts_id IN ({ph})", run_ids)
+             ] if run_ids and store.db["darts_runs"].exists() else []
     if darts:
         raise LtsError(f"{sorted(darts)[0]} is a DARTS search (lts darts-runs), not a search run: bundles carry "
                        f"search runs; its derived architecture travels as JSON (lts darts writes it)")
@@ -669,8 +669,7 @@ def import_bundle(store: Store, data: bytes | str, source: str = "bundle",
             added["runs"] = insert("runs", STORED_RUN_COLUMNS, runs)
             added["run_members"] = insert("run_members", MEMBER_COLUMNS, members)
             if darts:
-                for stmt in LEGACY_DARTS_RUNS.split(";"):
-                    conn.execute(stmt)
+                run_statements(conn, LEGACY_DARTS_RUNS)
             added["measurement_history"] = insert("measurement_history", HISTORY_COLUMNS,
                                                   bundle.get("measurement_history", []))
     except sqlite3.IntegrityError as exc:  # validation should make this unreachable; never half an import

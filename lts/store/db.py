@@ -367,6 +367,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 APPLICATION_ID = 0x4C545331
 
 
+def run_statements(conn: sqlite3.Connection, sql: str) -> None:
+    """The ``;``-separated statements of ``sql``, one by one inside the caller's transaction
+    (``executescript`` would commit it first)."""
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
 def _tables_of(ddl: str) -> set[str]:
     return set(re.findall(r"CREATE TABLE (\w+)", ddl))
 
@@ -582,9 +590,7 @@ class Store:
             with self.write() as conn:
                 if self.schema_version() != target:  # another process migrated meanwhile
                     continue
-                for stmt in MIGRATIONS[target].split(";"):
-                    if stmt.strip():
-                        conn.execute(stmt)
+                run_statements(conn, MIGRATIONS[target])
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {target + 1}")
 
