@@ -190,7 +190,9 @@ class SearchRunner:
             raise LtsError("this search measures latency/memory: a measure function is required")
         self.state = dict(self.row.progress)  # the runner's own record: progress_json
         self.memory_limit = memory_limit_of(self.row)
-        self.scorer = ProxyScorer(self.settings.proxies, self.settings.proxy_settings_used)
+        # (the default proxy settings come from lts.proxies.compute, which loads torch: only when scored)
+        self.scorer = ProxyScorer(self.settings.proxies,
+                                  self.settings.proxy_settings_used if self.settings.proxies else {})
         self.strategy = make_strategy(self.settings.strategy, self.settings.space, self.settings.objectives,
                                       self.settings.evolution, self.settings.seed)
         self.members: list[dict[str, Any]] = self._load_members()
