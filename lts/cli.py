@@ -91,29 +91,12 @@ def _read_text(path: str) -> tuple[str, str]:
 
 
 def _read_configs(path: str) -> Iterator[tuple[str, Any]]:
-    """Configs from a JSON file holding one object, a list of objects, or JSON lines ('-': stdin)."""
-    from lts.space.config import config_from_dict, parse_json
+    """Configs from any architecture document (lts.space.documents: configs, records, the dashboard's
+    selection, an lts Hugging Face config.json; '-': stdin)."""
+    from lts.space.documents import read_configs
 
     text, source = _read_text(path)
-    try:
-        data = json.loads(text)
-        items = data if isinstance(data, list) else [data]
-    except json.JSONDecodeError:
-        items = [parse_json(line, f"{source}: line {n}", line_numbers=False)
-                 for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    except (RecursionError, ValueError):
-        parse_json(text, source)  # raises the one-line error
-        raise
-    if not items:
-        raise LtsError(f"{source}: no config found")
-    for i, item in enumerate(items):
-        where = source if len(items) == 1 else f"{source}: config {i + 1}"
-        try:
-            yield where, config_from_dict(item)
-        except LtsError as exc:
-            raise LtsError(f"{where}: {exc}") from None
-        except RecursionError:  # a value nested too deeply to compare
-            raise LtsError(f"{where}: nested too deeply") from None
+    return read_configs(text, source)
 
 
 # -- sub-commands -------------------------------------------------------------------------
@@ -205,6 +188,28 @@ def cmd_measure(args: argparse.Namespace) -> None:
         for cfg in configs:
             row = m.measure(cfg).to_dict()
             print(_dump({**row, "family": cfg.family, "device": device.to_dict()}), flush=True)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import re
+
+    from lts import export
+
+    is_id = re.fullmatch(r"[0-9a-f]{16}", args.source) is not None and not Path(args.source).exists()
+    store = _store(args) if is_id or args.trained or args.validation else None
+    if is_id:
+        configs = [(args.source, export.stored_config(store, args.source))]
+    else:
+        configs = list(_read_configs(args.source))  # every config is checked before anything is written
+    out = Path(args.output)
+    for where, cfg in configs:
+        dest = out if len(configs) == 1 else out / cfg.arch_id
+        try:
+            files = export.write(store, cfg, dest, args.format, trained=args.trained, validation_id=args.validation)
+        except OSError as exc:
+            raise LtsError(f"{dest}: cannot write ({exc.strerror or exc})") from None
+        kind = "trained" if args.trained or args.validation else "architecture only"
+        print(f"{cfg.arch_id} ({cfg.family}, {kind}) -> {dest}/ ({len(files)} files)")
 
 
 # -- search and store ---------------------------------------------------------------------
@@ -477,6 +482,18 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--timeout", type=float_arg(0, LIMITS["timeout_s"]), default=120.0,
                     help="seconds per candidate and worker")
     ms.set_defaults(func=cmd_measure)
+
+    ex = sub.add_parser("export", help="write architectures as Hugging Face folders or lts JSON")
+    ex.add_argument("source", help="an architecture id in the database, or an architecture document "
+                                   "(config, list, JSON lines, the dashboard's selection, an lts config.json)")
+    ex.add_argument("--format", choices=["hf", "lts"], default="hf",
+                    help="hf: a folder AutoModelForCausalLM loads (default); lts: the lts JSON")
+    ex.add_argument("-o", "--output", required=True, help="folder (one sub-folder per architecture for several)")
+    ex.add_argument("--trained", action="store_true",
+                    help="with the weights a validation run kept (its lowest-perplexity run)")
+    ex.add_argument("--validation", metavar="VALIDATION_ID", help="with the weights this validation kept")
+    ex.add_argument("--db", help="SQLite database (default: $LTS_DB or results/lts.db)")
+    ex.set_defaults(func=cmd_export)
 
     _add_search_commands(sub)
     add_proxy_commands(sub)

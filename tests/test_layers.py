@@ -22,6 +22,12 @@ DASHBOARD = REPO / "dashboard"
 # list may only shrink: an entry that no longer exists fails the test, so delete it when its import goes.
 KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
+# Upward imports by design, each with its reason; an entry whose import is gone fails too.
+DELIBERATE: dict[tuple[str, str], str] = {
+    ("lts", "lts.models.hf_auto"): "importing lts registers its families with transformers' Auto classes; the "
+                                   "import runs only when transformers' auto modules load (lts/__init__.py)",
+}
+
 # Module prefix -> layer (low -> high). The most specific prefix wins. A half layer (0.5, 1.5, 4.5, 7.5) sits
 # just above its whole one: its packages may use that layer's (lts.flexibert's configs use lts.space's).
 LAYERS: dict[str, float] = {
@@ -52,7 +58,7 @@ LAYERS: dict[str, float] = {
     # 8 deciding across devices
     "lts.decide": 8,
     # 9 team use, the dashboard's read-side queries
-    "lts.team": 9, "lts.explore": 9,
+    "lts.team": 9, "lts.explore": 9, "lts.export": 9,
     # 10 the command line: lts.cli and every lts/X/cli.py (see layer_of), one package
     "lts.cli": 10,
     # 11 the Streamlit app
@@ -181,12 +187,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_a_higher_layer():
-    new = sorted(line for pair, line in violations() if pair not in KNOWN_VIOLATIONS)
+    new = sorted(line for pair, line in violations() if pair not in KNOWN_VIOLATIONS and pair not in DELIBERATE)
     assert not new, "imports against the layers (ARCHITECTURE.md):\n" + "\n".join(new)
 
 
 def test_the_known_violations_only_shrink():
-    gone = sorted(KNOWN_VIOLATIONS - {pair for pair, _ in violations()})
+    gone = sorted((KNOWN_VIOLATIONS | set(DELIBERATE)) - {pair for pair, _ in violations()})
     assert not gone, f"no longer imported: delete from KNOWN_VIOLATIONS in {__file__}: {gone}"
 
 

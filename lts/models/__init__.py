@@ -16,7 +16,8 @@ from lts.models.gpt2 import GPT2Flex
 from lts.models.transxl import MemTransformerLM
 from lts.space.config import Config, DartsConfig, GPT2Config, TransXLConfig
 
-__all__ = ["DartsLM", "GPT2Flex", "MemTransformerLM", "build_model", "count_parameters", "init_weights"]
+__all__ = ["DartsLM", "GPT2Flex", "MemTransformerLM", "build_model", "count_parameters", "init_weights",
+           "model_from_bytes", "state_bytes"]
 
 
 def init_weights(model: nn.Module, seed: int) -> None:
@@ -50,9 +51,6 @@ def build_model(
         return model
     model.to_empty(device=device)
     model.tie_weights()
-    if isinstance(model, MemTransformerLM):  # buffers are not parameters: recompute after to_empty
-        d = config.d_model
-        model.inv_freq = 1.0 / (10000 ** (torch.arange(0.0, d, 2.0, device=device) / d))
     init_weights(model, seed)
     return model
 
@@ -69,3 +67,35 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
     decoder = unique(model.decoder_modules())  # type: ignore[operator]
     return {"decoder_params": decoder, "total_params": unique([model])}
+
+
+def state_bytes(model: nn.Module) -> bytes:
+    """The model's weights as safetensors bytes, each shared (tied) tensor once, under its first name."""
+    from safetensors.torch import save
+
+    aliases = _aliases(model)
+    return save({n: t.detach().cpu().contiguous() for n, t in model.state_dict().items() if n not in aliases})
+
+
+def _aliases(model: nn.Module) -> set[str]:
+    """Names in the state dict whose tensor an earlier name already holds (tied weights)."""
+    seen: set[int] = set()
+    out = set()
+    for name, t in model.state_dict().items():
+        if t.data_ptr() in seen:
+            out.add(name)
+        seen.add(t.data_ptr())
+    return out
+
+
+def model_from_bytes(config: Config, data: bytes) -> nn.Module:
+    """The model of ``config`` with the weights :func:`state_bytes` wrote (the ties restored)."""
+    from safetensors.torch import load
+
+    model = build_model(config)
+    missing, unexpected = model.load_state_dict(load(data), strict=False)
+    if unexpected or set(missing) - _aliases(model):
+        raise ValueError(f"the weights do not fit architecture {config.arch_id} "
+                         f"(missing {sorted(missing)[:2]}, unexpected {sorted(unexpected)[:2]})")
+    model.tie_weights()  # type: ignore[operator]
+    return model.eval()

@@ -12,25 +12,54 @@ the layout follows NVIDIA's / Archai's ``mem_transformer`` exactly:
   "cluster token" rows (``cluster_weight``, ``cluster_bias``).
 * ``tie_weight`` shares output weights with the embedding tables; ``tie_projs[i]`` shares the
   softmax projection of cluster ``i`` with the embedding's.
+
+The model files of ``lts.models`` import only torch and each other (relatively): a Hugging Face
+folder saved by lts carries copies of them, so that ``trust_remote_code`` loads it without lts.
+They read plain fields from the config they are given (an ``lts.space.config`` config or its
+``transformers`` twin in :mod:`lts.models.hf_configs`), described by :class:`AdaptiveShape`.
 """
 
 from __future__ import annotations
+
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lts.space.config import Config
+
+class AdaptiveShape(Protocol):
+    """The fields of a config the adaptive embedding and softmax read."""
+
+    d_model: int
+    d_embed: int
+    div_val: int
+    vocab_size: int
+    cutoffs: Sequence[int]
+    tie_weight: bool
+    tie_projs: Sequence[bool]
+
+
+def cluster_dims(cfg: AdaptiveShape) -> list[int]:
+    """Embedding width of each adaptive cluster (head first); lts's configs validate that none is 0."""
+    n = len(cfg.cutoffs) + 1
+    return [cfg.d_embed] * n if cfg.div_val == 1 else [cfg.d_embed // (cfg.div_val**i) for i in range(n)]
+
+
+def cluster_sizes(cfg: AdaptiveShape) -> list[int]:
+    """Number of vocabulary entries in each adaptive cluster (head first)."""
+    ends = [0, *cfg.cutoffs, cfg.vocab_size]
+    return [b - a for a, b in zip(ends, ends[1:])]
 
 
 class AdaptiveEmbedding(nn.Module):
-    def __init__(self, cfg: Config, scale: bool) -> None:
+    def __init__(self, cfg: AdaptiveShape, scale: bool) -> None:
         super().__init__()
         self.d_model = cfg.d_model
         self.div_val = cfg.div_val
         self.ends = [0, *cfg.cutoffs, cfg.vocab_size]
         self.scale = cfg.d_model**0.5 if scale else 1.0
-        dims, sizes = cfg.cluster_dims(), cfg.cluster_sizes()
+        dims, sizes = cluster_dims(cfg), cluster_sizes(cfg)
         if cfg.div_val == 1:
             self.emb_layers = nn.ModuleList([nn.Embedding(cfg.vocab_size, cfg.d_embed)])
             projs = [nn.Parameter(torch.empty(cfg.d_model, cfg.d_embed))] if cfg.d_embed != cfg.d_model else []
@@ -59,14 +88,14 @@ class AdaptiveEmbedding(nn.Module):
 
 
 class AdaptiveLogSoftmax(nn.Module):
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: AdaptiveShape) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.tie_weight, self.tie_projs = bool(cfg.tie_weight), tuple(cfg.tie_projs)
         self.div_val = cfg.div_val
         self.ends = [0, *cfg.cutoffs, cfg.vocab_size]
         self.n_clusters = len(cfg.cutoffs)
         self.shortlist = self.ends[1]
-        dims, sizes = cfg.cluster_dims(), cfg.cluster_sizes()
+        dims, sizes = cluster_dims(cfg), cluster_sizes(cfg)
         if self.n_clusters:
             self.cluster_weight = nn.Parameter(torch.empty(self.n_clusters, cfg.d_embed))
             self.cluster_bias = nn.Parameter(torch.empty(self.n_clusters))
@@ -81,15 +110,20 @@ class AdaptiveLogSoftmax(nn.Module):
             for i, d in enumerate(dims):
                 self.register_parameter(f"out_proj_{i}", nn.Parameter(torch.empty(cfg.d_model, d)))
 
+    def tied_names(self) -> list[tuple[str, str]]:
+        """``(softmax parameter, embedding parameter)`` name pairs that :meth:`tie_to` shares."""
+        pairs = []
+        if self.tie_weight:
+            pairs += [(f"out_layers.{i}.weight", f"emb_layers.{i}.weight") for i in range(len(self.out_layers))]
+        for i, tie in enumerate(self.tie_projs):
+            if tie and getattr(self, f"out_proj_{i}") is not None:
+                pairs.append((f"out_proj_{i}", f"emb_projs.{0 if self.div_val == 1 else i}"))
+        return pairs
+
     def tie_to(self, emb: AdaptiveEmbedding) -> None:
-        if self.cfg.tie_weight:
-            for i, layer in enumerate(self.out_layers):
-                layer.weight = emb.emb_layers[i].weight
-        for i, tie in enumerate(self.cfg.tie_projs):
-            if not tie or getattr(self, f"out_proj_{i}") is None:
-                continue
-            src = emb.emb_projs[0] if self.div_val == 1 else emb.emb_projs[i]
-            setattr(self, f"out_proj_{i}", src)
+        for target, source in self.tied_names():
+            parent, _, leaf = target.rpartition(".")
+            setattr(self.get_submodule(parent), leaf, emb.get_parameter(source))
 
     # -- pieces -------------------------------------------------------------------------
     def _cluster(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

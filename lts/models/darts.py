@@ -2,21 +2,31 @@
 
 :class:`ReversibleLM` is shared by the search's supernet (mixed operations, :mod:`lts.darts.supernet`)
 and by :class:`DartsLM`, the discrete architecture a search derives (one operation per split and
-layer, a :class:`lts.space.config.DartsConfig`), which lts builds, measures and trains like the other
+layer, a ``lts.space.config.DartsConfig``), which lts builds, measures and trains like the other
 families: ``forward(idx)`` gives ``(B, T, vocab)`` log-probs, ``forward(idx, targets)`` the mean NLL.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lts.models.darts_ops import make_op
-from lts.models.reversible import ReversibleLayer, ReversibleStack
-from lts.space.config import DartsConfig
+from .darts_ops import make_op
+from .reversible import ReversibleLayer, ReversibleStack
+
+
+class DartsShape(Protocol):
+    n_layer: int
+    d_model: int
+    n_split: int
+    ops: Sequence[Sequence[str]]
+    vocab_size: int
+    tgt_len: int
+    ffn_mult: int
+    conv_heads: int
 
 
 class ReversibleLM(nn.Module):
@@ -55,8 +65,8 @@ class DartsLM(ReversibleLM):
     """The model of a :class:`DartsConfig`; ``dropout`` is accepted for the builder's signature only
     (reversible layers must be deterministic)."""
 
-    def __init__(self, cfg: DartsConfig, dropout: float = 0.0) -> None:
-        c = cfg.split_width
+    def __init__(self, cfg: DartsShape, dropout: float = 0.0) -> None:
+        c = cfg.d_model // cfg.n_split
         layers = [ReversibleLayer([make_op(name, c, cfg.ffn_mult, cfg.conv_heads) for name in ops])
                   for ops in cfg.ops]
         super().__init__(cfg.vocab_size, cfg.d_model, cfg.tgt_len, layers)

@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lts.space.config import parse_darts_op
+
+def split_op(name: str) -> tuple[str, int]:
+    """``"attn4"`` -> ``("attn", 4)``, ``"ffn"`` -> ``("ffn", 0)``. Names are checked by
+    ``lts.space.config.parse_darts_op`` when a config is made; this file imports only torch (see
+    :mod:`lts.models.adaptive`), so it only splits them."""
+    kind = name.rstrip("0123456789")
+    return kind, int(name[len(kind):] or 0)
 
 
 class CausalAttention(nn.Module):
@@ -138,7 +144,7 @@ class Zero(nn.Module):
 
 def make_op(name: str, c: int, ffn_mult: int = 4, conv_heads: int = 4) -> nn.Module:
     """The module for operation ``name`` on a split of width ``c``, wrapped where it should be."""
-    kind, size = parse_darts_op(name)
+    kind, size = split_op(name)
     if kind == "identity":
         return Identity()
     if kind == "zero":

@@ -2,17 +2,27 @@
 
 Pre-LayerNorm blocks as in GPT-2; layer ``i`` has ``n_head[i]`` heads of width
 ``d_model // n_head[i]`` and a feed-forward width ``d_inner[i]``. Input and output go through the
-projected adaptive embedding / softmax of :mod:`lts.models.adaptive`.
+projected adaptive embedding / softmax of :mod:`lts.models.adaptive`. :meth:`GPT2Flex.hidden` also
+takes what ``transformers`` passes when it generates (a KV cache, a padding mask, position ids), for
+:mod:`lts.models.hf_modeling`; :meth:`GPT2Flex.forward` is lts's own interface.
 """
 
 from __future__ import annotations
+
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lts.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
-from lts.space.config import GPT2Config
+from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveShape
+
+
+class GPT2Shape(AdaptiveShape):
+    n_layer: int
+    n_head: Sequence[int]
+    d_inner: Sequence[int]
+    tgt_len: int
 
 
 class CausalSelfAttention(nn.Module):
@@ -23,13 +33,20 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: Any = None,
+                layer: int = 0) -> torch.Tensor:
+        """``mask``: ``(B, 1, T, K)`` booleans (True: may attend), None for plain causal attention.
+        ``cache``: a ``transformers`` Cache; this layer's keys and values are appended to it."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        if cache is not None:
+            k, v = cache.update(k, v, layer)
+        p = self.dropout if self.training else 0.0
+        if mask is None and k.size(2) == T:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        else:  # one new token sees every cached one, so mask=None is causal then too
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -52,15 +69,16 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, d_inner, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: Any = None,
+                layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT2Flex(nn.Module):
     """``forward(idx)`` gives ``(B, T, vocab)`` log-probs; ``forward(idx, targets)`` the mean NLL."""
 
-    def __init__(self, cfg: GPT2Config, dropout: float = 0.0) -> None:
+    def __init__(self, cfg: GPT2Shape, dropout: float = 0.0) -> None:
         super().__init__()
         self.config = cfg
         self.wte = AdaptiveEmbedding(cfg, scale=False)
@@ -80,15 +98,35 @@ class GPT2Flex(nn.Module):
         """The modules whose parameters are the LTS proxy (non-embedding parameters)."""
         return [self.layers, self.ln_f]
 
+    def hidden(self, idx: torch.Tensor, position_ids: torch.Tensor | None = None,
+               attention_mask: torch.Tensor | None = None, cache: Any = None) -> torch.Tensor:
+        """The final LayerNorm's output ``(B, T, d_model)``. ``cache`` (a ``transformers`` Cache) holds
+        the keys and values of earlier positions; ``attention_mask`` ``(B, past + T)`` marks padding (0)."""
+        B, T = idx.shape
+        past = cache.get_seq_length() if cache is not None else 0
+        last = past + T - 1 if position_ids is None else int(position_ids.max()) if position_ids.numel() else 0
+        if last >= self.config.tgt_len:
+            raise ValueError(f"position {last} is past the model's {self.config.tgt_len} learned positions "
+                             "(tgt_len): give at most tgt_len tokens in all")
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=idx.device)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            K = past + T
+            allowed = torch.ones(T, K, dtype=torch.bool, device=idx.device).tril(past)
+            mask = allowed[None, None] & attention_mask[:, None, None, -K:].bool()
+            # a padding query that may see nothing would give NaN, and NaN leaks through its values
+            mask = mask | allowed.triu(past)[None, None]  # each query's own position
+        x = self.drop(self.wte(idx) + self.wpe(position_ids))
+        for i, block in enumerate(self.layers):
+            x = block(x, mask, cache, i)
+        return self.ln_f(x)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         B, T = idx.shape
         if T > self.config.tgt_len:
             raise ValueError(f"sequence length {T} exceeds tgt_len={self.config.tgt_len}")
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        for block in self.layers:
-            x = block(x)
-        h = self.ln_f(x).reshape(B * T, -1)
+        h = self.hidden(idx).reshape(B * T, -1)
         if targets is not None:
             return self.crit.nll(h, targets.reshape(-1)).mean()
         return self.crit.log_prob(h).view(B, T, -1)

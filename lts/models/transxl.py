@@ -10,12 +10,21 @@ parameter and saves a third of the memory's projection work.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lts.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
-from lts.space.config import TransXLConfig
+from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveShape
+
+
+class TransXLShape(AdaptiveShape):
+    n_layer: int
+    n_head: Sequence[int]
+    d_inner: Sequence[int]
+    mem_len: int
+    d_head: int  # -1: d_model // n_head[i] in layer i
 
 
 def rel_shift(x: torch.Tensor) -> torch.Tensor:
@@ -90,18 +99,16 @@ class MemTransformerLM(nn.Module):
     history); ``None`` starts with an empty memory.
     """
 
-    def __init__(self, cfg: TransXLConfig, dropout: float = 0.0) -> None:
+    def __init__(self, cfg: TransXLShape, dropout: float = 0.0) -> None:
         super().__init__()
         self.config = cfg
         self.word_emb = AdaptiveEmbedding(cfg, scale=True)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            DecoderLayer(cfg.d_model, h, cfg.head_dim(i), di, dropout)
-            for i, (h, di) in enumerate(zip(cfg.n_head, cfg.d_inner))
+            DecoderLayer(cfg.d_model, h, cfg.d_model // h if cfg.d_head == -1 else cfg.d_head, di, dropout)
+            for h, di in zip(cfg.n_head, cfg.d_inner)
         )
         self.crit = AdaptiveLogSoftmax(cfg)
-        inv_freq = 1.0 / (10000 ** (torch.arange(0.0, cfg.d_model, 2.0) / cfg.d_model))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.tie_weights()
 
     def tie_weights(self) -> None:
@@ -115,16 +122,17 @@ class MemTransformerLM(nn.Module):
         return [p.new_zeros(batch, length, self.config.d_model) for _ in self.layers]
 
     def _pos_emb(self, klen: int, device: torch.device) -> torch.Tensor:
-        pos = torch.arange(klen - 1, -1, -1.0, device=device, dtype=self.inv_freq.dtype)
-        sinusoid = torch.outer(pos, self.inv_freq)
+        # computed, not a buffer: a non-persistent buffer is lost when a model is built on the meta
+        # device and loaded (transformers' from_pretrained), and this costs microseconds
+        d = self.config.d_model
+        inv_freq = 1.0 / (10000 ** (torch.arange(0.0, d, 2.0, device=device) / d))
+        pos = torch.arange(klen - 1, -1, -1.0, device=device)
+        sinusoid = torch.outer(pos, inv_freq)
         return torch.cat([sinusoid.sin(), sinusoid.cos()], dim=-1)
 
-    def forward(
-        self,
-        idx: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        mems: list[torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def hidden(self, idx: torch.Tensor, mems: list[torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last layer's output ``(B, Q, d_model)`` (before dropout) and the new memory."""
         B, Q = idx.shape
         if mems is None:
             mems = self.init_mems(B)
@@ -136,8 +144,16 @@ class MemTransformerLM(nn.Module):
             if self.config.mem_len:
                 new_mems.append(torch.cat([mem, h], dim=1)[:, -self.config.mem_len:].detach())
             h = layer(h, r, mem)
-        if not self.config.mem_len:
-            new_mems = mems
+        return h, (new_mems if self.config.mem_len else mems)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mems: list[torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        B, Q = idx.shape
+        h, new_mems = self.hidden(idx, mems)
         hidden = self.drop(h).reshape(B * Q, -1)
         if targets is not None:
             return self.crit.nll(hidden, targets.reshape(-1)).mean(), new_mems

@@ -357,8 +357,23 @@ DELETE FROM runs WHERE strategy = 'darts'
 """
 _V_DARTS = _V_DARTS.replace("{legacy}", LEGACY_DARTS_RUNS)
 
+# The weights a validation run trained, kept when asked (lts validate --keep-weights-mb): safetensors
+# bytes of the model's state (shared tensors once), so the best model can be exported trained.
+_V_WEIGHTS = """
+CREATE TABLE trained_weights (
+    validation_id TEXT NOT NULL REFERENCES validation_runs(validation_id) ON DELETE CASCADE,
+    arch_id TEXT NOT NULL REFERENCES architectures(arch_id),
+    format TEXT NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    data BLOB NOT NULL,
+    saved_at REAL NOT NULL,
+    PRIMARY KEY (validation_id, arch_id)
+)
+"""
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -13,6 +13,7 @@ except to the initial ``created`` on insert.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from lts.store.db import Store
 
 TABLE = "validation_runs"
 RESULTS = "validation_results"
+WEIGHTS = "trained_weights"
 DONE, FAILED, PENDING = "done", "failed", "pending"
 
 
@@ -203,6 +205,12 @@ def record_result(store: Store, validation_id: str, arch_id: str, result: Mappin
             (DONE if error is None else FAILED, r.get("valid_ppl"), r.get("valid_loss"), r.get("train_loss"),
              r.get("wall_seconds"), r.get("tokens_per_second"), error, now, validation_id, arch_id),
         )
+        if error is None and r.get("weights"):
+            data = bytes(r["weights"])
+            conn.execute(
+                f"INSERT OR REPLACE INTO {WEIGHTS} (validation_id, arch_id, format, n_bytes, sha256, data, saved_at)"
+                " VALUES (?, ?, 'safetensors', ?, ?, ?, ?)",
+                (validation_id, arch_id, len(data), hashlib.sha256(data).hexdigest(), data, now))
         c = _counts(conn, validation_id)
         conn.execute(
             f"UPDATE {TABLE} SET n_done = ?, n_failed = ?, elapsed = ?, updated_at = ? WHERE validation_id = ?",
@@ -229,3 +237,30 @@ def admit_below(check: Callable[[int], None]) -> Callable[[sqlite3.Connection], 
     from lts.store import jobs
 
     return jobs.admit_below(jobs.VALIDATION, check)
+
+
+@dataclass(frozen=True)
+class TrainedWeights:
+    validation_id: str
+    arch_id: str
+    valid_ppl: float | None
+    n_bytes: int
+    sha256: str
+    data: bytes
+
+
+def trained_weights(store: Store, arch_id: str, validation_id: str | None = None) -> TrainedWeights | None:
+    """The kept weights of ``arch_id``: from ``validation_id``, or the run where it reached the lowest
+    perplexity; None when no run kept them."""
+    where, args = ("AND w.validation_id = ?", (arch_id, validation_id)) if validation_id else ("", (arch_id,))
+    rows = store.query(
+        f"SELECT w.validation_id, w.arch_id, r.valid_ppl, w.n_bytes, w.sha256, w.data FROM {WEIGHTS} w"
+        f" LEFT JOIN {RESULTS} r USING (validation_id, arch_id) WHERE w.arch_id = ? {where}"
+        " ORDER BY r.valid_ppl IS NULL, r.valid_ppl LIMIT 1", args)
+    return TrainedWeights(**{**rows[0], "data": bytes(rows[0]["data"])}) if rows else None
+
+
+def kept_weights(store: Store, validation_id: str) -> dict[str, int]:
+    """arch_id -> bytes of the weights a validation kept."""
+    return {r["arch_id"]: r["n_bytes"] for r in store.query(
+        f"SELECT arch_id, n_bytes FROM {WEIGHTS} WHERE validation_id = ?", (validation_id,))}

@@ -114,7 +114,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
         warmup = args.warmup if args.warmup is not None else default_warmup(args.steps)
         recipe = Recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                         warmup_steps=warmup, seed=args.seed if args.train_seed is None else args.train_seed,
-                        eval_sequences=args.eval_sequences)
+                        eval_sequences=args.eval_sequences, keep_weights_mb=args.keep_weights_mb)
         n = args.n_archs
         if n is None:
             n = None if args.run else N_ARCHS
@@ -228,6 +228,9 @@ def add_commands(sub: Any) -> None:
     v.add_argument("--warmup", type=int, help="warm-up steps (default: 10%% of --steps)")
     v.add_argument("--eval-sequences", type=int, default=d.eval_sequences, help="held-out sequences scored")
     v.add_argument("--valid-fraction", type=float, default=0.1, help="held-out tail of every document")
+    v.add_argument("--keep-weights-mb", type=float, default=0.0, metavar="MB",
+                   help="keep each trained model's weights in the database when at most MB megabytes "
+                        "(default 0: none), for lts export --trained")
     v.add_argument("--sampling", choices=["stratified", "random"], default="stratified",
                    help="stratified: spread over the space's range of decoder parameters")
     v.add_argument("--no-progress", action="store_true", help="no progress bar (one line per architecture)")

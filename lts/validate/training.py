@@ -41,6 +41,8 @@ class TrainResult:
     wall_seconds: float
     tokens_per_second: float | None
     steps: int
+    weights: bytes | None = None  # safetensors of the trained model, when the recipe keeps them
+    weights_note: str | None = None  # why they were not kept (over the size limit)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -173,8 +175,19 @@ def train(
             on_step(step, value)
     train_seconds = time.perf_counter() - t0
     valid_loss = evaluate(model, cfg, valid_t, recipe)
+    weights, note = None, None
+    if recipe.keep_weights_mb > 0:
+        from lts.models import state_bytes
+
+        data = state_bytes(model)
+        if len(data) <= recipe.keep_weights_mb * 1e6:
+            weights = data
+        else:
+            note = f"weights not kept: {len(data) / 1e6:.1f} MB > keep_weights_mb={recipe.keep_weights_mb:g}"
     wall = time.perf_counter() - t0
     return TrainResult(
+        weights=weights,
+        weights_note=note,
         valid_loss=valid_loss,
         valid_ppl=math.exp(valid_loss),
         train_loss=float(np.mean(tail_losses)) if tail_losses else None,
