@@ -8,7 +8,7 @@ and devices, and what the deciding views derive from them, live in :mod:`lts.dec
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -161,37 +161,8 @@ def validation_of(store: Store, arch_id: str) -> pd.DataFrame:
     return pd.DataFrame(reads.validation_ppls(store, arch_id), columns=["validation_id", "valid_ppl"])
 
 
-def architectures_json(store: Store, arch_ids: Sequence[str]) -> bytes:
-    """A selection of architectures as one JSON document (configs, proxies, measurements)."""
-    out = []
-    for arch_id in arch_ids:
-        d = architecture_detail(store, arch_id)
-        out.append({
-            "arch_id": arch_id,
-            "config": d["config"].to_dict(),
-            "proxies": {k: d["row"][k] for k in ("decoder_params", "total_params", "flops")},
-            "measurements": json.loads(d["measurements"].to_json(orient="records")),
-        })
-    return json.dumps({"architectures": out}, indent=2, sort_keys=True).encode()
-
-
 def architecture_json(store: Store, arch_id: str) -> bytes:
     """One architecture's config, in the format ``lts proxy`` and ``lts measure`` read."""
     return (architecture_detail(store, arch_id)["config"].canonical_json() + "\n").encode()
 
 
-def hf_config_json(store: Store, arch_id: str) -> bytes | None:
-    """The transformers GPT2Config JSON, or None when the shape has no GPT-2 equivalent."""
-    from lts.models.hf import hf_config_dict
-
-    try:
-        return json.dumps(hf_config_dict(architecture_detail(store, arch_id)["config"]), indent=2).encode()
-    except LtsError:
-        return None
-
-
-def hf_exportable(store: Store, arch_id: str) -> bool:
-    """Whether :func:`hf_config_json` has a config to give (answered without importing transformers)."""
-    from lts.models.hf import why_not_exportable
-
-    return why_not_exportable(architecture_detail(store, arch_id)["config"]) is None

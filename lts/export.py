@@ -88,7 +88,7 @@ def readme(config: Config, prov: dict[str, Any]) -> str:
         "```", "",
         "Without lts installed, pass `trust_remote_code=True`: the model code is in this folder "
         "(it imports only torch and transformers).",
-        f"`config.json` carries the lts fields; `lts_architecture.json` is the lts config (`lts proxy`, "
+        "`config.json` carries the lts fields; `lts_architecture.json` is the lts config (`lts proxy`, "
         "`lts measure` and `lts export` read either). Full provenance: `config.json` → `lts`.", "",
     ]
     return "\n".join(lines)

@@ -3,6 +3,8 @@ downloads; and two or three architectures side by side with their differences hi
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -13,8 +15,9 @@ from lts.store import reads
 from lts.store.rows import records
 from lts.decide.layers import layer_diff, settings_diff
 from lts.errors import LtsError
-from lts.explore import (architecture_detail, architecture_json, architectures_json, config_summary, hf_config_json,
-                         hf_exportable)
+from lts.explore import architecture_detail, architecture_json, config_summary
+from lts.export import hf_zip, selection_json
+from lts.models.hf import stock_gpt2_config_dict, why_not_stock_gpt2
 
 s = store()
 st.title("Architecture")
@@ -63,15 +66,20 @@ if not d["validation"].empty:
 st.subheader("Runs")
 st.dataframe(d["runs"], hide_index=True, width="stretch")
 
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.download_button("Download config (lts JSON)", architecture_json(s, arch_id), file_name=f"{arch_id}.json",
                    mime="application/json", key="dl_arch")
-if hf_exportable(s, arch_id):  # built when clicked: importing transformers costs 2-3 s on a cold page
-    c2.download_button("Download transformers GPT2Config", lambda: hf_config_json(s, arch_id) or b"",
-                       file_name=f"{arch_id}.hf_config.json", mime="application/json", key="dl_hf")
+# built when clicked: importing transformers costs 2-6 s on a cold page
+c2.download_button("Download Hugging Face folder (zip)", lambda: hf_zip(s, [arch_id]), file_name=f"{arch_id}.hf.zip",
+                   mime="application/zip", key="dl_hf",
+                   help="config.json, generation_config.json, the model code, a README with the provenance; the "
+                        "weights too when a validation run kept them. AutoModelForCausalLM loads it.")
+if why_not_stock_gpt2(cfg) is None:
+    c3.download_button("Download stock GPT2Config", lambda: json.dumps(stock_gpt2_config_dict(cfg), indent=2).encode(),
+                       file_name=f"{arch_id}.gpt2_config.json", mime="application/json", key="dl_gpt2")
 else:
-    c2.caption("No transformers export: only homogeneous GPT-2 shapes without adaptive embeddings have a "
-                "GPT-2 equivalent.")
+    c3.caption("No stock GPT2LMHeadModel equivalent (per-layer widths or adaptive embeddings): the Hugging Face "
+               "folder holds the lts_gpt2 model instead.")
 
 st.subheader("Side by side")
 others_default = [a for a in linked() if a != arch_id][:2]
@@ -115,5 +123,5 @@ if others:
 with st.expander("Download several architectures as one file"):
     picks = st.multiselect("Architectures", sorted(set(recent) | {arch_id}), default=[arch_id])
     if picks:
-        st.download_button("Download selection", architectures_json(s, picks), file_name="architectures.json",
+        st.download_button("Download selection", selection_json(s, picks), file_name="architectures.json",
                            mime="application/json", key="dl_many")

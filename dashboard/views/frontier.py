@@ -9,8 +9,8 @@ from charts import front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
 from lts.store import reads
 from lts.store.rows import records
-from lts.explore import (apply_constraints, architectures_json, quality_axes, reference_points, reference_sets,
-                         runs_table)
+from lts.explore import apply_constraints, quality_axes, reference_points, reference_sets, runs_table
+from lts.export import hf_zip, selection_json
 
 s = store()
 st.title("Frontier explorer")
@@ -63,12 +63,15 @@ if picked:
     st.dataframe(sel[["arch_id", "source", "decoder_params", *qualities[1:], "latency_ms", "peak_memory_mb", "n_layer",
                       "d_model"]],
                  hide_index=True, width="stretch")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     mine = reads.known_architectures(s, picked)
     if mine:
-        c1.download_button("Download selection (JSON)", architectures_json(s, mine),
-                           file_name="architectures.json", mime="application/json", key="dl_selection")
-        target = c2.selectbox("Open", mine, key="open_arch")
-        if c2.button("Open architecture", key="open_btn"):
+        c1.download_button("Download selection (JSON)", selection_json(s, mine),
+                           file_name="architectures.json", mime="application/json", key="dl_selection",
+                           help="lts proxy, lts measure and lts export read this file")
+        c2.download_button("Download as Hugging Face folders (zip)", lambda: hf_zip(s, mine),  # built when clicked
+                           file_name="architectures.hf.zip", mime="application/zip", key="dl_selection_hf")
+        target = c3.selectbox("Open", mine, key="open_arch")
+        if c3.button("Open architecture", key="open_btn"):
             st.session_state["arch_input"] = target
             st.switch_page("views/architecture.py")

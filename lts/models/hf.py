@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lts.errors import LtsError
 from lts.space.config import Config, GPT2Config
 from lts.space.documents import config_from_hf_dict
+
+if TYPE_CHECKING:  # torch costs 2 s to import: the dashboard asks why_not_stock_gpt2 without it
+    import torch
+    from torch import nn
 
 GENERATION_DEFAULTS = {"do_sample": False}
 
@@ -56,9 +57,12 @@ def hf_model(config: Config, weights: nn.Module | Mapping[str, torch.Tensor] | N
 
     model = MODEL_CLASSES[config.family](hf_config(config, provenance))
     if weights is not None:
-        state = weights.state_dict() if isinstance(weights, nn.Module) else dict(weights)
-        model.transformer.load_state_dict(state)
+        model.transformer.load_state_dict(_state(weights))
     return model.eval()
+
+
+def _state(weights: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return weights.state_dict() if hasattr(weights, "state_dict") else dict(weights)  # type: ignore[union-attr]
 
 
 def _generation_config(config: Config) -> Any:
@@ -83,6 +87,8 @@ def save_folder(config: Config, out_dir: str | Path, weights: nn.Module | Mappin
     else:
         # config only: the code and auto_map come from a model built on the meta device (no memory)
         from lts.models.hf_modeling import MODEL_CLASSES
+
+        import torch
 
         cfg = hf_config(config, provenance)
         with torch.device("meta"):
@@ -140,7 +146,7 @@ def stock_gpt2(config: Config, weights: nn.Module | Mapping[str, torch.Tensor] |
     model = GPT2LMHeadModel(stock_gpt2_config(config))
     if weights is None:
         return model.eval()
-    src = weights.state_dict() if isinstance(weights, nn.Module) else dict(weights)
+    src = _state(weights)
     bias = src["crit.out_layers.0.bias"]
     spread = float(bias.max() - bias.min()) if bias.numel() else 0.0
     if spread > 1e-6 * max(1.0, float(bias.abs().max())):
