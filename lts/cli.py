@@ -196,7 +196,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     from lts import export
 
     is_id = re.fullmatch(r"[0-9a-f]{16}", args.source) is not None and not Path(args.source).exists()
-    store = _store(args) if is_id or args.trained or args.validation else None
+    from lts.store.db import DEFAULT_DB
+
+    # a file's architectures get their provenance (measurements, runs) from a database that exists
+    wants_db = is_id or args.trained or args.validation or args.db is not None or DEFAULT_DB.is_file()
+    store = _store(args) if wants_db else None
     if is_id:
         configs = [(args.source, export.stored_config(store, args.source))]
     else:
