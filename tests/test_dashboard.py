@@ -162,6 +162,9 @@ def test_architecture_page_shows_the_per_layer_table(monkeypatch, seeded):
     assert at.metric[0].value == f"{arch['decoder_params']:,}"
     layers = at.dataframe[0].value
     assert len(layers) == arch["n_layer"] and list(layers.columns) == ["layer", "n_head", "d_head", "d_inner"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Download config (lts JSON)", "Download Hugging Face folder (zip)"} <= set(labels)
+    assert any("No stock GPT2LMHeadModel" in c.value for c in at.caption)  # adaptive softmax: no stock twin
     at.text_input[0].set_value("0123456789abcdef").run()
     assert at.error and "no architecture" in at.error[0].value
 

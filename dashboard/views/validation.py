@@ -97,9 +97,13 @@ else:
             run_id = c2.text_input("Search run (optional: train its frontier)", value="")
             vocab = c3.number_input("BPE vocabulary", 257, 65536, d.vocab)
             seed = c4.number_input("Seed", 0, 2**31 - 1, d.seed)
+            keep = c1.number_input("Keep trained weights up to (MB each; 0: none)", 0.0, 1000.0, d.keep_weights_mb,
+                                   help="kept in the database; the Architecture page then downloads the model "
+                                        "trained, and `lts export ARCH --trained` writes it")
             if st.form_submit_button("Start validation", type="primary"):
                 start(LaunchForm(family=family, n_archs=int(n_archs), steps=int(steps), seed=int(seed),
-                                 workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id))
+                                 workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id,
+                                 keep_weights_mb=float(keep)))
 
 
 @st.fragment(run_every=3)

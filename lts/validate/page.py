@@ -18,6 +18,7 @@ import pandas as pd
 
 from lts.errors import LtsError
 from lts.store.db import Store
+from lts.store.validations import kept_weights
 from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns
 from lts.validate.defaults import N_ARCHS, WORKERS, default_warmup
 from lts.validate.session import (ACTIVE, ValidationSettings, create_validation, default_cache_dir, has_tables,
@@ -42,6 +43,7 @@ class LaunchForm:
     vocab: int = DEFAULT_VOCAB
     seq_len: int = Recipe().seq_len
     run_id: str = ""  # blank: sample from the family's validation space
+    keep_weights_mb: float = 0.0  # keep each trained model's weights up to this size (lts export --trained)
 
 
 def label(row: dict[str, Any]) -> str:
@@ -61,8 +63,10 @@ def active(store: Store) -> list[dict[str, Any]]:
 
 
 def results_frame(store: Store, validation_id: str) -> pd.DataFrame:
-    rows = result_rows(store, validation_id)
-    cols = [c for c in TABLE_COLUMNS if not rows or c in rows[0]]
+    kept = kept_weights(store, validation_id)
+    rows = [{**r, "weights_mb": round(kept[r["arch_id"]] / 1e6, 2) if r["arch_id"] in kept else None}
+            for r in result_rows(store, validation_id)]
+    cols = [c for c in TABLE_COLUMNS if not rows or c in rows[0]] + (["weights_mb"] if kept else [])
     extra = [p for p in proxy_columns(store) if p not in cols]
     return pd.DataFrame(rows, columns=cols + extra)
 
@@ -84,7 +88,8 @@ def describe(row: dict[str, Any]) -> dict[str, str]:
                      f"{tok['valid_tokens']:,} held-out tokens · {tok['bytes_per_token']} bytes/token",
         "recipe": f"{r['steps']} steps · batch {r['batch_size']} × {r['seq_len']} tokens · AdamW lr {r['lr']:g} "
                   f"({r['warmup_steps']} warm-up, cosine to {r['min_lr_ratio']:g}×) · seed {r['seed']} · "
-                  f"{r['eval_sequences']} held-out sequences",
+                  f"{r['eval_sequences']} held-out sequences"
+                  + (f" · weights kept up to {r['keep_weights_mb']:g} MB each" if r.get("keep_weights_mb") else ""),
     }
 
 
@@ -99,7 +104,8 @@ def launch(store: Store, db_path: str | Path, form: LaunchForm,
         raise LtsError(f"steps must be >= 1, got {form.steps}")
     corpus = form.corpus.strip() or None
     run_id = form.run_id.strip() or None
-    recipe = Recipe(steps=form.steps, seq_len=form.seq_len, seed=form.seed, warmup_steps=default_warmup(form.steps))
+    recipe = Recipe(steps=form.steps, seq_len=form.seq_len, seed=form.seed, warmup_steps=default_warmup(form.steps),
+                    keep_weights_mb=form.keep_weights_mb)
     settings = ValidationSettings(space=form.family, n_archs=form.n_archs,
                                   seed=form.seed, corpus=corpus, tokenizer=TokenizerSpec("bpe", form.vocab),
                                   recipe=recipe, run_id=run_id)
