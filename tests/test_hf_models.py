@@ -293,3 +293,39 @@ def test_stock_gpt2_refusals_name_the_reason(change, reason):
     why = why_not_stock_gpt2(HOMOGENEOUS.replace(**change))
     assert why and reason in why and "\n" not in why
     assert why_not_stock_gpt2(TransXLConfig(n_layer=1)).startswith("only gpt2")
+
+
+def test_resizing_the_embedding_is_refused_in_one_line():
+    model = hf_model(RANDOM["gpt2"](random.Random(1)))
+    with pytest.raises(ValueError, match="cannot resize"):
+        model.resize_token_embeddings(1000)
+
+
+def test_config_questions_import_neither_torch_nor_transformers():
+    """The Architecture page asks whether a stock GPT-2 twin exists before it offers that download."""
+    code = ("import sys; import lts.export; from lts.models.hf import why_not_stock_gpt2; "
+            "from lts.space.config import GPT2Config; "
+            "ok = GPT2Config(n_layer=2, d_model=64, d_embed=64, n_head=4, d_inner=256, vocab_size=500, "
+            "cutoffs=[], tie_projs=[False]); "
+            "assert why_not_stock_gpt2(ok) is None and 'n_head' in why_not_stock_gpt2(ok.replace(n_head=(4, 2))); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_registration_that_fails_warns_and_leaves_transformers_working(monkeypatch):
+    import types
+
+    import lts
+
+    broken = types.ModuleType("lts.models.hf_auto")
+
+    def fail() -> None:
+        raise RuntimeError("an incompatible transformers")
+
+    broken.register = broken.register_configs = fail
+    monkeypatch.setitem(sys.modules, "lts.models.hf_auto", broken)
+    monkeypatch.setattr(lts.models, "hf_auto", broken, raising=False)
+    with pytest.warns(UserWarning, match="could not register its models with transformers.*incompatible"):
+        lts._register(model_classes=True)

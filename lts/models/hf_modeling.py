@@ -71,6 +71,10 @@ class LtsPreTrainedModel(PreTrainedModel):
     def get_output_embeddings(self) -> None:
         return None  # an adaptive softmax, not one matrix: transformers must not re-tie or resize it
 
+    def resize_token_embeddings(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("lts models cannot resize their (adaptive) embedding: export the architecture "
+                         "with the vocab_size (and cutoffs) of your tokenizer instead")
+
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         if not exclude_embeddings:
             return super().num_parameters(only_trainable=only_trainable)
