@@ -43,7 +43,7 @@ def main() -> None:
     from lts.models import build_model
     from lts.models.hf import hf_model
 
-    print(f"| family | new tokens | with cache (tok/s) | without (tok/s) | speed-up | same greedy output |")
+    print("| family | new tokens | with cache (tok/s) | without (tok/s) | speed-up | same greedy output |")
     print("| --- | --- | --- | --- | --- | --- |")
     for family, cfg in configs().items():
         model = hf_model(cfg, build_model(cfg, seed=0)).to(args.device)
