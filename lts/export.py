@@ -41,7 +41,6 @@ def provenance(store: Store | None, config: Config, weights: store_validations.T
                            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "proxies": proxy_values(config)}
     if store is not None and reads.architecture(store, config.arch_id) is not None:
-        out["database"] = str(store.path)
         out["measurements"] = [
             {k: m[k] for k in ("device", "protocol", "latency_ms", "peak_memory_mb", "infeasible", "measured_at")}
             for m in store_measurements.of_architecture(store, config.arch_id)]

@@ -123,6 +123,9 @@ def test_a_config_only_folder_builds_the_architecture_fresh(family, tmp_path):
     files = {p.name for p in save_folder(cfg, tmp_path)}
     assert {"config.json", "generation_config.json", "hf_modeling.py", "hf_configs.py"} <= files
     assert "model.safetensors" not in files
+    save_folder(cfg, tmp_path, weights=_lts_model(cfg, 1))
+    save_folder(cfg, tmp_path)  # config only again: the earlier weights must not stay to be loaded
+    assert not (tmp_path / "model.safetensors").exists()
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tmp_path))
     assert model.num_parameters(exclude_embeddings=True) == decoder_params(cfg)
     names = {n: p.shape for n, p in model.transformer.named_parameters()}
@@ -154,6 +157,21 @@ def test_greedy_generation_is_the_same_with_and_without_the_cache(family, cached
     assert torch.equal(with_cache, without)
     assert seen == list(range(5, 17))  # without a cache every step reads the whole sequence
     assert steps_with == ([5] + [1] * 11 if cached else list(range(5, 17)))
+    # beam search reorders the cache (the XL memory too) between steps
+    beams = [model.generate(prompt, max_new_tokens=6, num_beams=3, do_sample=False, use_cache=c) for c in (True, False)]
+    assert torch.equal(*beams)
+
+
+def test_gpt2_prompt_fed_in_chunks_through_the_cache_gives_the_full_pass_logits():
+    from transformers.cache_utils import DynamicCache
+
+    cfg = RANDOM["gpt2"](random.Random(13)).replace(tgt_len=64)
+    model = hf_model(cfg, _lts_model(cfg, 5))
+    x = torch.randint(0, cfg.vocab_size, (2, 20), generator=torch.Generator().manual_seed(3))
+    cache = DynamicCache()
+    with torch.no_grad():
+        parts = [model(x[:, a:b], cache=cache, use_cache=True).logits for a, b in ((0, 7), (7, 8), (8, 20))]
+        torch.testing.assert_close(torch.cat(parts, dim=1), model(x, use_cache=False).logits, atol=1e-5, rtol=0)
 
 
 def test_gpt2_left_padded_batch_generates_what_each_prompt_generates_alone():

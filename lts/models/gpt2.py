@@ -9,7 +9,7 @@ takes what ``transformers`` passes when it generates (a KV cache, a padding mask
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import nn
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveShape
 
 
-class GPT2Shape(AdaptiveShape):
+class GPT2Shape(AdaptiveShape, Protocol):
     n_layer: int
     n_head: Sequence[int]
     d_inner: Sequence[int]
@@ -45,7 +45,7 @@ class CausalSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         if mask is None and k.size(2) == T:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
-        else:  # one new token sees every cached one, so mask=None is causal then too
+        else:  # with mask None here, one new token: it sees every cached one
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -110,13 +110,16 @@ class GPT2Flex(nn.Module):
                              "(tgt_len): give at most tgt_len tokens in all")
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=idx.device)
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        mask = None  # plain causal attention: no past, or one new token (which may see every key)
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        if padded or (past and T > 1):
             K = past + T
             allowed = torch.ones(T, K, dtype=torch.bool, device=idx.device).tril(past)
-            mask = allowed[None, None] & attention_mask[:, None, None, -K:].bool()
-            # a padding query that may see nothing would give NaN, and NaN leaks through its values
-            mask = mask | allowed.triu(past)[None, None]  # each query's own position
+            mask = allowed[None, None]
+            if padded:
+                mask = mask & attention_mask[:, None, None, -K:].bool()
+                # a padding query that may see nothing would give NaN, and NaN leaks through its values
+                mask = mask | allowed.triu(past)[None, None]  # each query's own position
         x = self.drop(self.wte(idx) + self.wpe(position_ids))
         for i, block in enumerate(self.layers):
             x = block(x, mask, cache, i)

@@ -85,6 +85,9 @@ def save_folder(config: Config, out_dir: str | Path, weights: nn.Module | Mappin
         model.generation_config = _generation_config(config)
         model.save_pretrained(out)
     else:
+        # weights an earlier export left here would load in place of the fresh init
+        for stale in [*out.glob("model*.safetensors"), *out.glob("model.safetensors.index.json")]:
+            stale.unlink()
         # config only: the code and auto_map come from a model built on the meta device (no memory)
         from lts.models.hf_modeling import MODEL_CLASSES
 

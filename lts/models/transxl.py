@@ -10,7 +10,7 @@ parameter and saves a third of the memory's projection work.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from torch import nn
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveShape
 
 
-class TransXLShape(AdaptiveShape):
+class TransXLShape(AdaptiveShape, Protocol):
     n_layer: int
     n_head: Sequence[int]
     d_inner: Sequence[int]
