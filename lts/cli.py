@@ -490,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write architectures as Hugging Face folders or lts JSON")
     ex.add_argument("source", help="an architecture id in the database, or an architecture document "
                                    "(config, list, JSON lines, the dashboard's selection, an lts config.json)")
-    ex.add_argument("--format", choices=["hf", "lts"], default="hf",
-                    help="hf: a folder AutoModelForCausalLM loads (default); lts: the lts JSON")
+    ex.add_argument("--format", choices=["hf", "gpt2", "lts"], default="hf",
+                    help="hf: a folder AutoModelForCausalLM loads (default); gpt2: transformers' own "
+                         "GPT2LMHeadModel (homogeneous GPT-2 shapes without cutoffs); lts: the lts JSON")
     ex.add_argument("-o", "--output", required=True, help="folder (one sub-folder per architecture for several)")
     ex.add_argument("--trained", action="store_true",
                     help="with the weights a validation run kept (its lowest-perplexity run)")

@@ -23,7 +23,7 @@ from lts.store import reads
 from lts.store import validations as store_validations
 from lts.store.db import Store
 
-FORMATS = ("hf", "lts")
+FORMATS = ("hf", "lts", "gpt2")
 
 
 def stored_config(store: Store, arch_id: str) -> Config:
@@ -95,10 +95,17 @@ def readme(config: Config, prov: dict[str, Any]) -> str:
 
 def write(store: Store | None, config: Config, out_dir: str | Path, fmt: str = "hf",
           trained: bool = False, validation_id: str | None = None) -> list[Path]:
-    """Write one architecture to ``out_dir`` as ``fmt`` (hf: a Hugging Face folder; lts: the lts JSON,
-    plus ``model.safetensors`` of lts's own state when trained); returns the files."""
+    """Write one architecture to ``out_dir`` as ``fmt`` (hf: a Hugging Face folder of the lts model; gpt2:
+    one of transformers' own ``GPT2LMHeadModel``, where the shape has one; lts: the lts JSON, plus
+    ``model.safetensors`` of lts's own state when trained); returns the files."""
     if fmt not in FORMATS:
         raise LtsError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "gpt2":
+        from lts.models.hf import why_not_stock_gpt2
+
+        why = why_not_stock_gpt2(config)
+        if why:  # before anything is read or written
+            raise LtsError(f"{config.arch_id}: {why}")
     weights = None
     if trained or validation_id:
         if store is None:
@@ -121,14 +128,15 @@ def write(store: Store | None, config: Config, out_dir: str | Path, fmt: str = "
             files.append(out / f"{config.arch_id}.safetensors")
             files[1].write_bytes(weights.data)
         return files
-    from lts.models.hf import save_folder
+    from lts.models.hf import save_folder, save_stock_gpt2
 
     model = None
     if weights is not None:
         from lts.models import model_from_bytes
 
         model = model_from_bytes(config, weights.data)
-    return save_folder(config, out, weights=model, provenance=prov, readme=readme(config, prov))
+    save = save_stock_gpt2 if fmt == "gpt2" else save_folder
+    return save(config, out, weights=model, provenance=prov, readme=readme(config, prov))
 
 
 def hf_zip(store: Store, arch_ids: Sequence[str]) -> bytes:

@@ -197,3 +197,27 @@ def test_weights_over_the_limit_are_not_kept_and_export_trained_says_so(tmp_path
     rc, _, err = lts(capsys, "export", arch, "--trained", "-o", tmp_path / "hf", "--db", db)
     assert rc == 2 and "no validation run kept the weights" in err and "--keep-weights-mb" in err
     assert not (tmp_path / "hf").exists()
+
+
+HOMOGENEOUS = {"family": "gpt2", "n_layer": 2, "d_model": 64, "d_embed": 64, "n_head": 4, "d_inner": 128,
+               "vocab_size": 256, "cutoffs": [], "tgt_len": 32}
+
+
+def test_format_gpt2_writes_transformers_own_gpt2_and_refuses_other_shapes(tmp_path, capsys):
+    doc = tmp_path / "arch.json"
+    doc.write_text(json.dumps(HOMOGENEOUS))
+    rc, out, err = lts(capsys, "export", doc, "--format", "gpt2", "-o", tmp_path / "gpt2", "--db", tmp_path / "x.db")
+    assert rc == 0, err
+    config = json.loads((tmp_path / "gpt2" / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and "auto_map" not in config and config["n_positions"] == 32
+    assert config["lts"]["arch_id"] in out
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tmp_path / "gpt2"))
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    assert model.num_parameters(exclude_embeddings=True) == decoder_params(config_from_json(doc.read_text()))
+    rc, out, err = lts(capsys, "proxy", tmp_path / "gpt2" / "lts_architecture.json")
+    assert rc == 0 and json.loads(out)["arch_id"] == config["lts"]["arch_id"]
+
+    doc.write_text(json.dumps({**HOMOGENEOUS, "n_head": [4, 2]}))
+    rc, out, err = lts(capsys, "export", doc, "--format", "gpt2", "-o", tmp_path / "no", "--db", tmp_path / "x.db")
+    assert rc == 2 and "cannot convert to GPT2LMHeadModel: layers differ in n_head" in err
+    assert not (tmp_path / "no").exists()

@@ -173,5 +173,33 @@ def stock_gpt2(config: Config, weights: nn.Module | Mapping[str, torch.Tensor] |
     return model.eval()
 
 
+def save_stock_gpt2(config: Config, out_dir: str | Path, weights: nn.Module | Mapping[str, torch.Tensor] | None = None,
+                    provenance: Mapping[str, Any] | None = None, readme: str | None = None) -> list[Path]:
+    """Write ``config`` (and ``weights``) as a folder of transformers' own ``GPT2LMHeadModel``: loads
+    with no lts and no remote code. Refused in one line where the shape has no GPT-2 equivalent."""
+    out = Path(out_dir)
+    gen = _generation_config(config)
+    lts = {"arch_id": config.arch_id, "family": config.family, **(provenance or {})}
+    if weights is not None:
+        model = stock_gpt2(config, weights)  # a trained output bias usually varies: refused before any write
+        model.config.lts = lts
+        model.generation_config = gen
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in [*out.glob("model*.safetensors"), *out.glob("model.safetensors.index.json")]:
+            stale.unlink()
+        cfg = stock_gpt2_config(config)
+        cfg.architectures = ["GPT2LMHeadModel"]
+        cfg.lts = lts
+        cfg.save_pretrained(out)
+        gen.save_pretrained(out)
+    (out / "lts_architecture.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if readme is not None:
+        (out / "README.md").write_text(readme)
+    return sorted(p for p in out.iterdir() if p.is_file())
+
+
 def stock_gpt2_config_dict(config: Config) -> dict[str, Any]:
     return stock_gpt2_config(config).to_dict()
