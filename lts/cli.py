@@ -194,10 +194,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     import re
 
     from lts import export
-
-    is_id = re.fullmatch(r"[0-9a-f]{16}", args.source) is not None and not Path(args.source).exists()
     from lts.store.db import DEFAULT_DB
 
+    is_id = re.fullmatch(r"[0-9a-f]{16}", args.source) is not None and not Path(args.source).exists()
     # a file's architectures get their provenance (measurements, runs) from a database that exists
     wants_db = is_id or args.trained or args.validation or args.db is not None or DEFAULT_DB.is_file()
     store = _store(args) if wants_db else None
