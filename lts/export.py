@@ -146,7 +146,7 @@ def hf_zip(store: Store, arch_ids: Sequence[str]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for arch_id in arch_ids:
             config = stored_config(store, arch_id)
-            trained = store_validations.trained_weights(store, arch_id) is not None
+            trained = store_validations.has_trained_weights(store, arch_id)  # write() reads them once
             for f in write(store, config, Path(tmp) / arch_id, "hf", trained=trained):
                 zf.write(f, f"{arch_id}/{f.name}")
     return buf.getvalue()

@@ -32,12 +32,8 @@ class _LtsConfig(PreTrainedConfig):
     lts: dict[str, Any] | None = None
 
 
-class LtsGPT2Config(_LtsConfig):
-    """GPT-2 with per-layer heads and FFN widths and a projected adaptive embedding / softmax."""
-
-    model_type = "lts_gpt2"
-    attribute_map = {"hidden_size": "d_model", "num_hidden_layers": "n_layer",
-                     "max_position_embeddings": "tgt_len"}
+class _AdaptiveConfig(_LtsConfig):
+    """The fields both adaptive-softmax families share (GPT-2's defaults; Transformer-XL overrides some)."""
 
     n_layer: int = 4
     d_model: int = 256
@@ -50,21 +46,22 @@ class LtsGPT2Config(_LtsConfig):
     tie_projs: list[bool] = field(default_factory=lambda: [False, True, True])
 
 
-class LtsTransXLConfig(_LtsConfig):
+class LtsGPT2Config(_AdaptiveConfig):
+    """GPT-2 with per-layer heads and FFN widths and a projected adaptive embedding / softmax."""
+
+    model_type = "lts_gpt2"
+    attribute_map = {"hidden_size": "d_model", "num_hidden_layers": "n_layer",
+                     "max_position_embeddings": "tgt_len"}
+
+
+class LtsTransXLConfig(_AdaptiveConfig):
     """Transformer-XL with relative attention, a recurrence memory of ``mem_len`` and per-layer widths."""
 
     model_type = "lts_transxl"
     attribute_map = {"hidden_size": "d_model", "num_hidden_layers": "n_layer"}
 
-    n_layer: int = 4
-    d_model: int = 256
-    d_embed: int = 256
-    div_val: int = 1
-    n_head: list[int] = field(default_factory=lambda: [4] * 4)
-    d_inner: list[int] = field(default_factory=lambda: [1024] * 4)
     vocab_size: int = 267736
     cutoffs: list[int] = field(default_factory=lambda: [19997, 39997, 199997])
-    tie_weight: bool = True
     tie_projs: list[bool] = field(default_factory=lambda: [False, True, True, True])
     mem_len: int = 192
     d_head: int = -1

@@ -92,6 +92,14 @@ class LtsPreTrainedModel(PreTrainedModel):
             return losses.sum() / num_items_in_batch
         return losses.sum() / keep.sum().clamp(min=1)
 
+    def _adaptive_outputs(self, h: torch.Tensor, labels: torch.Tensor | None, logits_to_keep: int,
+                          kwargs: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(loss, logits)`` from the last hidden states through the adaptive softmax (GPT-2, XL)."""
+        crit = self.transformer.crit  # type: ignore[union-attr]
+        loss = None if labels is None else self._loss(h, labels, crit.nll, kwargs.get("num_items_in_batch"))
+        kept = h[:, -logits_to_keep:] if logits_to_keep else h
+        return loss, crit.log_prob(kept.reshape(-1, kept.size(-1))).view(*kept.shape[:2], -1)
+
     @staticmethod
     def _no_padding(attention_mask: torch.Tensor | None, family: str) -> None:
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -117,12 +125,7 @@ class LtsGPT2ForCausalLM(LtsPreTrainedModel, GenerationMixin):
         if use_cache and cache is None:
             cache = DynamicCache()
         h = self.transformer.hidden(input_ids, position_ids, attention_mask, cache if use_cache else None)
-        crit = self.transformer.crit
-        loss = None
-        if labels is not None:
-            loss = self._loss(h, labels, crit.nll, kwargs.get("num_items_in_batch"))
-        kept = h[:, -logits_to_keep:] if logits_to_keep else h
-        logits = crit.log_prob(kept.reshape(-1, kept.size(-1))).view(*kept.shape[:2], -1)
+        loss, logits = self._adaptive_outputs(h, labels, logits_to_keep, kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None)
 
 
@@ -181,12 +184,7 @@ class LtsTransXLForCausalLM(_NoDefaultCache, LtsPreTrainedModel, GenerationMixin
         use_cache = self.config.use_cache if use_cache is None else use_cache
         model = self.transformer
         h, mems = model.hidden(input_ids, cache.mems if cache is not None else None)
-        h = model.drop(h)
-        loss = None
-        if labels is not None:
-            loss = self._loss(h, labels, model.crit.nll, kwargs.get("num_items_in_batch"))
-        kept = h[:, -logits_to_keep:] if logits_to_keep else h
-        logits = model.crit.log_prob(kept.reshape(-1, kept.size(-1))).view(*kept.shape[:2], -1)
+        loss, logits = self._adaptive_outputs(model.drop(h), labels, logits_to_keep, kwargs)
         keep_memory = use_cache and self.config.mem_len > 0
         return XLCausalLMOutput(loss=loss, logits=logits, cache=XLMemory(mems) if keep_memory else None)
 
@@ -203,9 +201,6 @@ class LtsDartsForCausalLM(_NoDefaultCache, LtsPreTrainedModel, GenerationMixin):
 
     def _tie_pairs(self) -> dict[str, str]:
         return {"transformer.head.weight": "transformer.wte.weight"}
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.transformer.wte  # type: ignore[return-value]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, logits_to_keep: int = 0, **kwargs: Any) -> CausalLMOutputWithPast:

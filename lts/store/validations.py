@@ -260,6 +260,11 @@ def trained_weights(store: Store, arch_id: str, validation_id: str | None = None
     return TrainedWeights(**{**rows[0], "data": bytes(rows[0]["data"])}) if rows else None
 
 
+def has_trained_weights(store: Store, arch_id: str) -> bool:
+    """Whether some validation kept weights of ``arch_id`` (without reading them)."""
+    return bool(store.query(f"SELECT 1 FROM {WEIGHTS} WHERE arch_id = ? LIMIT 1", (arch_id,)))
+
+
 def kept_weights(store: Store, validation_id: str) -> dict[str, int]:
     """arch_id -> bytes of the weights a validation kept."""
     return {r["arch_id"]: r["n_bytes"] for r in store.query(
