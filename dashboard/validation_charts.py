@@ -26,6 +26,31 @@ def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None)
     return fig
 
 
+def curve(frame: pd.DataFrame) -> Any:
+    """Spearman of each proxy against held-out perplexity vs training tokens, with its bootstrap band."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    fig = go.Figure()
+    for i, (proxy, part) in enumerate(frame.groupby("proxy", sort=False)):
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        part = part.sort_values("tokens")
+        band = part.dropna(subset=["spearman_lo", "spearman_hi"])
+        if not band.empty:  # the interval as a closed shape: upper edge forward, lower edge back
+            fig.add_trace(go.Scatter(x=[*band["tokens"], *band["tokens"][::-1]],
+                                     y=[*band["spearman_hi"], *band["spearman_lo"][::-1]], fill="toself",
+                                     fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
+                                     legendgroup=proxy, showlegend=False, name=f"{proxy} 95% CI"))
+        fig.add_trace(go.Scatter(x=part["tokens"], y=part["spearman"], mode="lines+markers", name=proxy,
+                                 legendgroup=proxy, line={"color": color}, customdata=part[["step", "n"]],
+                                 hovertemplate="%{x:,} tokens (step %{customdata[0]}, n %{customdata[1]})"
+                                               "<br>Spearman %{y:+.3f}<extra>" + proxy + "</extra>"))
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis={"range": [-1, 1]},
+                      title="Spearman vs training tokens (band: 95% bootstrap interval)",
+                      xaxis_title="training tokens per model", yaxis_title="Spearman (+1: proxy ranks as perplexity)")
+    return fig
+
+
 FLEXIBERT_COLUMNS = ["source", "proxy", "n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
                      "kendall_hi", "top10_overlap", "seconds_per_arch", "note"]
 

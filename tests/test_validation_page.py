@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lts.store.db import Store
 from lts.text.corpus import load_corpus
-from lts.validate.correlations import validation_correlations
-from lts.validate.recipe import Recipe
+from lts.validate.correlations import validation_correlations, validation_curve
+from lts.validate.recipe import DEFAULT_RECIPE, Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import ValidationSettings, create_validation, get_validation, result_rows
 from lts.text.tokenizer import TokenizerSpec
@@ -97,3 +100,35 @@ def test_the_form_launches_a_background_validation(monkeypatch, tmp_path, corpus
     row = get_validation(s, vid)
     assert row["status"] == "finished" and row["n_done"] == 2, row["message"]
     assert [sb for sb in at.selectbox if sb.label == "Validation run"][0].value == vid
+    recorded = get_validation(s, vid)
+    assert json.loads(recorded["recipe_json"])["name"] == DEFAULT_RECIPE  # the form's default recipe, by name
+    assert json.loads(recorded["space_json"])["sampling"] == "cells"
+
+
+def _values(data):
+    """A plotly trace's array: plain JSON, or plotly's typed-array encoding of a numpy column."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return list(data)
+
+
+def test_a_run_with_checkpoints_shows_the_spearman_vs_tokens_curve(monkeypatch, tmp_path, corpus_dir):
+    db = tmp_path / "curve.db"
+    s = Store(db)
+    vid = create_validation(s, ValidationSettings(
+        space=SPACE, n_archs=4, seed=0, corpus=str(corpus_dir), tokenizer=TokenizerSpec("byte", 256),
+        recipe=Recipe(steps=20, batch_size=8, seq_len=32, warmup_steps=2, eval_sequences=32, eval_every=10)),
+        tmp_path / "cache")
+    ValidationRunner(s, vid).run_to_end()
+    at = page(monkeypatch, db)
+    assert not at.error, [e.value for e in at.error]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1 + 3 + 1  # published scatter, one per proxy, and the learning curve
+    fig = json.loads(charts[-1].proto.spec)
+    lines = {t["name"]: t for t in fig["data"] if t.get("mode") == "lines+markers"}
+    want = validation_curve(s, vid)
+    for proxy, trace in lines.items():
+        rows = sorted((r for r in want if r["proxy"] == proxy), key=lambda r: r["tokens"])
+        assert _values(trace["x"]) == [r["tokens"] for r in rows] == [10 * 8 * 32, 20 * 8 * 32]
+        assert _values(trace["y"]) == pytest.approx([r["spearman"] for r in rows])
+    assert "decoder_params" in lines

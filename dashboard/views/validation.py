@@ -14,7 +14,9 @@ from lts.reference import correlations, load_reference
 from lts.team import guarded
 from team_page import can, current_user, limits, viewer_note
 from lts.validate import page as own
+from lts.validate.candidates import SAMPLING
 from lts.validate.page import LaunchForm
+from lts.validate.recipe import RECIPES
 
 s = store()
 lim = limits()
@@ -100,10 +102,17 @@ else:
             keep = c1.number_input("Keep trained weights up to (MB each; 0: none)", 0.0, 1000.0, d.keep_weights_mb,
                                    help="kept in the database; the Architecture page then downloads the model "
                                         "trained, and `lts export ARCH --trained` writes it")
+            names = list(RECIPES)
+            recipe = c2.selectbox("Recipe", names, names.index(d.recipe),
+                                  help="a named training recipe (lr, warm-up, rate rule); the steps above "
+                                       "override its own: " + ", ".join(f"{k} {r.steps}" for k, r in RECIPES.items()))
+            sampling = c3.selectbox("Sampling", list(SAMPLING), list(SAMPLING).index(d.sampling),
+                                    help="cells: spread over decoder parameters and over (depth, width) cells; "
+                                         "stratified: over decoder parameters only; random: independent draws")
             if st.form_submit_button("Start validation", type="primary"):
                 start(LaunchForm(family=family, n_archs=int(n_archs), steps=int(steps), seed=int(seed),
                                  workers=int(workers), corpus=corpus, vocab=int(vocab), run_id=run_id,
-                                 keep_weights_mb=float(keep)))
+                                 keep_weights_mb=float(keep), recipe=recipe, sampling=sampling))
 
 
 @st.fragment(run_every=3)
@@ -154,4 +163,10 @@ else:
                 st.caption(f"95% CI [{c['spearman_lo']:+.3f}, {c['spearman_hi']:+.3f}] · Kendall "
                            f"{c['kendall']:+.3f} [{c['kendall_lo']:+.3f}, {c['kendall_hi']:+.3f}]")
     st.dataframe(corr, hide_index=True, width="stretch", key="own_correlations")
+    curve = own.curve_frame(s, vid)
+    if not curve.empty:
+        st.plotly_chart(validation_charts.curve(curve), key="own_curve")
+        st.caption("Each checkpoint ranks the held-out perplexity the models had after that many training tokens "
+                   "(same recipe, same batches): a rising curve says the ranking is still converging toward the "
+                   "proxy, a flat one that more training would not change it.")
 st.dataframe(frame, hide_index=True, width="stretch", key="own_results")

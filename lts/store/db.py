@@ -372,8 +372,14 @@ CREATE TABLE trained_weights (
 )
 """
 
+# Learning curves: held-out loss at the recipe's checkpoints ([{"step", "tokens", "valid_loss"}, ...]),
+# so correlations can be read at every training budget a run passed through.
+_V_CURVES = """
+ALTER TABLE validation_results ADD COLUMN curve_json TEXT
+"""
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS, _V_CURVES]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

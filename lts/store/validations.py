@@ -171,7 +171,7 @@ def results(store: Store, validation_id: str) -> list[dict[str, Any]]:
     proxies) and its training outcome (``status``, ``valid_ppl``, ...)."""
     return store.query(
         f"""SELECT a.*, r.position, r.source_arch_id, r.status, r.valid_ppl, r.valid_loss, r.train_loss,
-                  r.wall_seconds, r.tokens_per_second, r.error, r.finished_at
+                  r.wall_seconds, r.tokens_per_second, r.error, r.finished_at, r.curve_json
            FROM {RESULTS} r JOIN architectures a USING (arch_id)
            WHERE r.validation_id = ? ORDER BY r.position""",
         (validation_id,),
@@ -200,10 +200,11 @@ def record_result(store: Store, validation_id: str, arch_id: str, result: Mappin
     with store.write() as conn:
         conn.execute(
             f"UPDATE {RESULTS} SET status = ?, valid_ppl = ?, valid_loss = ?, train_loss = ?,"
-            " wall_seconds = ?, tokens_per_second = ?, error = ?, finished_at = ?"
+            " wall_seconds = ?, tokens_per_second = ?, error = ?, finished_at = ?, curve_json = ?"
             " WHERE validation_id = ? AND arch_id = ?",
             (DONE if error is None else FAILED, r.get("valid_ppl"), r.get("valid_loss"), r.get("train_loss"),
-             r.get("wall_seconds"), r.get("tokens_per_second"), error, now, validation_id, arch_id),
+             r.get("wall_seconds"), r.get("tokens_per_second"), error, now,
+             json.dumps(r["curve"]) if r.get("curve") else None, validation_id, arch_id),
         )
         if error is None and r.get("weights"):
             data = bytes(r["weights"])

@@ -24,7 +24,7 @@ from lts.space.counts import decoder_params
 from lts.space.config import Config, DartsConfig, clip_cutoffs, config_from_dict
 from lts.space.ranges import SearchSpace
 
-SAMPLING = ("stratified", "random")
+SAMPLING = ("stratified", "cells", "random")
 _POOL_FACTOR = 40  # stratified sampling draws this many candidates per architecture kept
 
 # Small models that a fixed 2000-step recipe trains to a stable ranking in minutes each on one core,
@@ -68,7 +68,7 @@ def choose(space: SearchSpace, n: int, seed: int, sampling: str = "stratified") 
     if sampling not in SAMPLING:
         raise LtsError(f"sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
     rng = random.Random(seed)
-    want = n * (_POOL_FACTOR if sampling == "stratified" else 1)
+    want = n * (1 if sampling == "random" else _POOL_FACTOR)
     seen: dict[str, Config] = {}
     stale = 0  # draws since the last new architecture: a small space runs out long before `want`
     while len(seen) < want and stale < 2000:
@@ -80,6 +80,8 @@ def choose(space: SearchSpace, n: int, seed: int, sampling: str = "stratified") 
         raise LtsError(f"the space has only {len(pool)} distinct architectures; asked for {n}")
     if sampling == "random":
         return pool[:n]
+    if sampling == "cells":
+        return spread_cells(pool, n)
     return spread(pool, n)
 
 
@@ -98,6 +100,37 @@ def spread(configs: Sequence[Config], n: int) -> list[Config]:
         # nearest unused candidate to the target size; ties go to the smaller one
         free = [i for i in range(len(ranked)) if i not in chosen]
         chosen.append(min(free, key=lambda i: (abs(logs[i] - target), i)))
+    return [ranked[i] for i in sorted(chosen)]
+
+
+def _cell(cfg: Config) -> tuple[int, int]:
+    return (cfg.n_layer, cfg.d_model)
+
+
+def spread_cells(configs: Sequence[Config], n: int) -> list[Config]:
+    """Like :func:`spread`, and each pick also favours a (depth, width) cell used least so far.
+
+    A size-only spread can fill a size range with one shape (in the default validation space, the
+    largest models are all 3-4 layers of d_model 128), and then the correlation cannot tell "more
+    parameters" from "deeper" or "wider". Here each evenly spaced size target considers the few
+    candidates nearest to it (``len(pool) / 2n``, at least 3) and takes the one whose
+    (n_layer, d_model) cell has been picked fewest times, the nearest on ties.
+    """
+    ranked = sorted(configs, key=lambda c: (decoder_params(c), c.arch_id))
+    if n >= len(ranked):
+        return ranked
+    logs = [math.log(decoder_params(c)) for c in ranked]
+    lo, hi = logs[0], logs[-1]
+    window = max(3, len(ranked) // (2 * n))
+    uses: dict[tuple[int, int], int] = {}
+    chosen: list[int] = []
+    for k in range(n):
+        target = lo + (hi - lo) * k / max(1, n - 1)
+        free = sorted((i for i in range(len(ranked)) if i not in chosen), key=lambda i: (abs(logs[i] - target), i))
+        near = free[:window]
+        pick = min(near, key=lambda i: (uses.get(_cell(ranked[i]), 0), abs(logs[i] - target), i))
+        uses[_cell(ranked[pick])] = uses.get(_cell(ranked[pick]), 0) + 1
+        chosen.append(pick)
     return [ranked[i] for i in sorted(chosen)]
 
 

@@ -109,12 +109,16 @@ def cmd_validate(args: argparse.Namespace) -> None:
     if args.resume:
         validation_id = args.resume
     else:
-        if args.steps < 1:
+        if args.steps is not None and args.steps < 1:
             raise LtsError(f"--steps must be >= 1, got {args.steps}")
-        warmup = args.warmup if args.warmup is not None else default_warmup(args.steps)
-        recipe = Recipe(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-                        warmup_steps=warmup, seed=args.seed if args.train_seed is None else args.train_seed,
-                        eval_sequences=args.eval_sequences, keep_weights_mb=args.keep_weights_mb)
+        warmup = args.warmup
+        if warmup is None and args.steps is not None:
+            warmup = default_warmup(args.steps)
+        recipe = Recipe.named(args.recipe, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                              lr=args.lr, warmup_steps=warmup,
+                              seed=args.seed if args.train_seed is None else args.train_seed,
+                              eval_sequences=args.eval_sequences, eval_every=args.eval_every,
+                              keep_weights_mb=args.keep_weights_mb)
         n = args.n_archs
         if n is None:
             n = None if args.run else N_ARCHS
@@ -164,7 +168,11 @@ def cmd_correlate(args: argparse.Namespace) -> None:
     if len(done) < 2:
         raise LtsError(f"validation {args.validation_id} has {len(done)} trained architecture(s); "
                        "a correlation needs at least 2")
-    rows = validation_correlations(store, args.validation_id, BootstrapSettings(args.bootstrap, args.confidence, args.seed))
+    settings = BootstrapSettings(args.bootstrap, args.confidence, args.seed)
+    if args.curve:
+        _print_curve(store, args.validation_id, settings, args.json)
+        return
+    rows = validation_correlations(store, args.validation_id, settings)
     if args.json:
         for r in rows:
             print(json.dumps({"validation_id": args.validation_id, **r}, sort_keys=True))
@@ -172,6 +180,25 @@ def cmd_correlate(args: argparse.Namespace) -> None:
     print(table(correlation_rows(rows), ["proxy", "n", "spearman", "spearman_95ci", "kendall", "kendall_95ci"]))
     print(f"(+1: a larger proxy ranks exactly as a lower validation perplexity; "
           f"{args.confidence:.0%} percentile bootstrap over architectures, {args.bootstrap} resamples, seed {args.seed})")
+
+
+def _print_curve(store: Any, validation_id: str, settings: Any, as_json: bool) -> None:
+    """Spearman/Kendall of every proxy at each checkpoint of the learning curves."""
+    from lts.validate.correlations import validation_curve
+
+    rows = validation_curve(store, validation_id, settings)
+    if not rows:
+        raise LtsError(f"validation {validation_id} recorded no learning curves (its recipe had eval_every 0); "
+                       "run a new one with --eval-every N")
+    if as_json:
+        for r in rows:
+            print(json.dumps({"validation_id": validation_id, **r}, sort_keys=True))
+        return
+    table_rows = [{"step": r["step"], "tokens": r["tokens"], **c}
+                  for r, c in zip(rows, correlation_rows(rows))]
+    print(table(table_rows, ["step", "tokens", "proxy", "n", "spearman", "spearman_95ci", "kendall", "kendall_95ci"]))
+    print(f"(at each checkpoint: +1 = a larger proxy ranks exactly as a lower held-out perplexity; "
+          f"{settings.confidence:.0%} percentile bootstrap, {settings.n_resamples} resamples)")
 
 
 def cmd_validations(args: argparse.Namespace) -> None:
@@ -198,10 +225,11 @@ def cmd_validations(args: argparse.Namespace) -> None:
 def add_commands(sub: Any) -> None:
     """Register ``validate``, ``correlate`` and ``validations`` on the ``lts`` sub-parser."""
     from lts.text.tokenizer import DEFAULT_VOCAB
-    from lts.validate.defaults import N_ARCHS, WORKERS
-    from lts.validate.recipe import Recipe
+    from lts.validate.defaults import DEFAULT_SAMPLING, N_ARCHS, WORKERS
+    from lts.validate.candidates import SAMPLING
+    from lts.validate.recipe import DEFAULT_RECIPE, RECIPES
 
-    d = Recipe()
+    d = RECIPES[DEFAULT_RECIPE]
 
     def db_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--db", help="SQLite database (default: $LTS_DB or results/lts.db)")
@@ -211,7 +239,9 @@ def add_commands(sub: Any) -> None:
                    help="gpt2 or transxl (a small validation space of that family) or a space file")
     v.add_argument("-n", dest="n_archs", type=int, default=None,
                    help=f"architectures to train (default {N_ARCHS}; with --run, the whole frontier)")
-    v.add_argument("--steps", type=int, default=d.steps, help=f"training steps per architecture (default {d.steps})")
+    v.add_argument("--recipe", default=DEFAULT_RECIPE, choices=list(RECIPES),
+                   help=f"named training recipe the flags below start from (default {DEFAULT_RECIPE})")
+    v.add_argument("--steps", type=int, help=f"training steps per architecture (default {d.steps})")
     v.add_argument("--seed", type=int, default=0, help="seeds sampling, init and batch order")
     v.add_argument("--train-seed", type=int, help="seed of init and batch order only (default: --seed); the same "
                                                    "--seed with another --train-seed retrains the same architectures")
@@ -222,17 +252,20 @@ def add_commands(sub: Any) -> None:
     v.add_argument("--resume", metavar="VALIDATION_ID", help="finish a stopped validation")
     v.add_argument("--tokenizer", choices=["bpe", "byte"], default="bpe")
     v.add_argument("--vocab", type=int, default=DEFAULT_VOCAB, help=f"BPE vocabulary size (default {DEFAULT_VOCAB})")
-    v.add_argument("--seq-len", type=int, default=d.seq_len)
-    v.add_argument("--batch-size", type=int, default=d.batch_size)
-    v.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
+    v.add_argument("--seq-len", type=int, help=f"default {d.seq_len}")
+    v.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    v.add_argument("--lr", type=float, help=f"peak learning rate (AdamW; default {d.lr:g})")
     v.add_argument("--warmup", type=int, help="warm-up steps (default: 10%% of --steps)")
-    v.add_argument("--eval-sequences", type=int, default=d.eval_sequences, help="held-out sequences scored")
+    v.add_argument("--eval-sequences", type=int, help=f"held-out sequences scored (default {d.eval_sequences})")
+    v.add_argument("--eval-every", type=int, help=f"held-out loss every N steps, the learning curve "
+                                                  f"(default {d.eval_every}; 0: only at the end)")
     v.add_argument("--valid-fraction", type=float, default=0.1, help="held-out tail of every document")
     v.add_argument("--keep-weights-mb", type=float, default=0.0, metavar="MB",
                    help="keep each trained model's weights in the database when at most MB megabytes "
                         "(default 0: none), for lts export --trained")
-    v.add_argument("--sampling", choices=["stratified", "random"], default="stratified",
-                   help="stratified: spread over the space's range of decoder parameters")
+    v.add_argument("--sampling", choices=list(SAMPLING), default=DEFAULT_SAMPLING,
+                   help="stratified: spread over the space's range of decoder parameters; cells: that, and "
+                        "spread over (depth, width) cells too; random: independent draws")
     v.add_argument("--no-progress", action="store_true", help="no progress bar (one line per architecture)")
     db_arg(v)
     v.set_defaults(func=cmd_validate)
@@ -240,6 +273,8 @@ def add_commands(sub: Any) -> None:
     c = sub.add_parser("correlate", help="Spearman/Kendall of every proxy against a validation run's perplexity")
     c.add_argument("validation_id")
     c.add_argument("--json", action="store_true", help="one JSON object per proxy")
+    c.add_argument("--curve", action="store_true",
+                   help="the correlations at every checkpoint of the learning curves (Spearman vs training tokens)")
     c.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
     c.add_argument("--confidence", type=float, default=0.95)
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed")

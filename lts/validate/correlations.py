@@ -126,3 +126,60 @@ def validation_correlations(
 
     rows = [r for r in result_rows(store, validation_id) if r["status"] == "done"]
     return correlate(rows, proxy_columns(store), bootstrap)
+
+
+def curve_correlations(
+    rows: Sequence[Mapping[str, Any]],
+    proxies: Sequence[str],
+    bootstrap: BootstrapSettings = BootstrapSettings(),
+) -> list[dict[str, Any]]:
+    """:func:`correlate` at every checkpoint of the learning curves: one row per (checkpoint, proxy)
+    with ``step`` and ``tokens`` added, checkpoints in training order.
+
+    ``rows`` carry ``curve_json`` (a finished architecture's held-out loss at each checkpoint). A
+    checkpoint counts only the architectures that reached it, so a run still in progress shows its
+    early budgets on every finished model; every row of one validation shares one recipe, hence one
+    list of checkpoints.
+    """
+    import json
+    import math
+
+    at: dict[int, list[dict[str, Any]]] = {}
+    tokens: dict[int, int] = {}
+    for r in rows:
+        if r.get("status", "done") != "done" or not r.get("curve_json"):
+            continue
+        for point in json.loads(r["curve_json"]):
+            step = int(point["step"])
+            tokens[step] = int(point["tokens"])
+            at.setdefault(step, []).append({**r, "valid_ppl": math.exp(float(point["valid_loss"]))})
+    out = []
+    for step in sorted(at):
+        for row in correlate(at[step], proxies, bootstrap):
+            out.append({"step": step, "tokens": tokens[step], **row})
+    return out
+
+
+def validation_curve(
+    store: Store, validation_id: str, bootstrap: BootstrapSettings = BootstrapSettings()
+) -> list[dict[str, Any]]:
+    """Spearman/Kendall of every proxy at each checkpoint of one validation run (empty without curves)."""
+    from lts.validate.session import result_rows
+
+    return curve_correlations(result_rows(store, validation_id), proxy_columns(store), bootstrap)
+
+
+def rank_agreement(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Spearman and Kendall between two runs' perplexities of the same architectures (seed to seed).
+
+    Architectures are matched by ``arch_id``; only those finished in both count.
+    """
+    pa = {r["arch_id"]: r["valid_ppl"] for r in a if r.get("valid_ppl") is not None}
+    pb = {r["arch_id"]: r["valid_ppl"] for r in b if r.get("valid_ppl") is not None}
+    common = sorted(set(pa) & set(pb))
+    out: dict[str, Any] = {"n": len(common), "spearman": None, "kendall": None}
+    if len(common) >= 2:
+        x, y = np.array([pa[k] for k in common]), np.array([pb[k] for k in common])
+        if np.ptp(x) > 0 and np.ptp(y) > 0:
+            out.update(spearman=_finite(stats.spearmanr(x, y).statistic), kendall=_finite(stats.kendalltau(x, y).statistic))
+    return out

@@ -5,7 +5,10 @@ Plain Python (no torch, no numpy): ``lts --help`` reads them.
 
 from __future__ import annotations
 
-N_ARCHS = 12  # architectures sampled from the validation space (a search run's frontier: all of it)
+# architectures sampled from the validation space (a search run's frontier: all of it): 16 spread
+# over decoder parameters and over (depth, width) cells, so that depth and width both vary
+N_ARCHS = 16
+DEFAULT_SAMPLING = "cells"
 WORKERS = 2  # parallel worker processes, one torch thread each
 
 

@@ -19,11 +19,11 @@ import pandas as pd
 from lts.errors import LtsError
 from lts.store.db import Store
 from lts.store.validations import kept_weights
-from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns
-from lts.validate.defaults import N_ARCHS, WORKERS, default_warmup
+from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns, validation_curve
+from lts.validate.defaults import DEFAULT_SAMPLING, N_ARCHS, WORKERS, default_warmup
 from lts.validate.session import (ACTIVE, ValidationSettings, create_validation, default_cache_dir, has_tables,
                                   list_validations, result_rows, start_background)
-from lts.validate.recipe import Recipe
+from lts.validate.recipe import DEFAULT_RECIPE, RECIPES, Recipe
 from lts.text.tokenizer import DEFAULT_VOCAB, TokenizerSpec
 
 TABLE_COLUMNS = ["position", "arch_id", "status", "n_layer", "d_model", "decoder_params", "total_params", "flops",
@@ -36,14 +36,16 @@ class LaunchForm:
 
     family: str = "gpt2"
     n_archs: int = N_ARCHS
-    steps: int = Recipe().steps
+    steps: int = RECIPES[DEFAULT_RECIPE].steps
     seed: int = 0
     workers: int = WORKERS
     corpus: str = ""  # blank: the shipped Austen novels
     vocab: int = DEFAULT_VOCAB
-    seq_len: int = Recipe().seq_len
+    seq_len: int = RECIPES[DEFAULT_RECIPE].seq_len
     run_id: str = ""  # blank: sample from the family's validation space
     keep_weights_mb: float = 0.0  # keep each trained model's weights up to this size (lts export --trained)
+    recipe: str = DEFAULT_RECIPE  # the named recipe; steps and seq_len above override it
+    sampling: str = DEFAULT_SAMPLING
 
 
 def label(row: dict[str, Any]) -> str:
@@ -76,6 +78,11 @@ def correlation_frame(store: Store, validation_id: str, bootstrap: BootstrapSett
     return pd.DataFrame(correlate(rows, proxy_columns(store), bootstrap))
 
 
+def curve_frame(store: Store, validation_id: str, bootstrap: BootstrapSettings = BootstrapSettings()) -> pd.DataFrame:
+    """Spearman/Kendall of every proxy at each checkpoint (empty for a run recorded without curves)."""
+    return pd.DataFrame(validation_curve(store, validation_id, bootstrap))
+
+
 def describe(row: dict[str, Any]) -> dict[str, str]:
     """One-line descriptions of the corpus, tokenizer and recipe of a validation run."""
     corpus = json.loads(row["corpus_json"])
@@ -86,9 +93,11 @@ def describe(row: dict[str, Any]) -> dict[str, str]:
                   f"last {corpus['valid_fraction']:.0%} of each held out · sha256 {corpus['sha256'][:12]}",
         "tokenizer": f"{tok['kind']} · vocabulary {tok['vocab_size']} · {tok['train_tokens']:,} train / "
                      f"{tok['valid_tokens']:,} held-out tokens · {tok['bytes_per_token']} bytes/token",
-        "recipe": f"{r['steps']} steps · batch {r['batch_size']} × {r['seq_len']} tokens · AdamW lr {r['lr']:g} "
+        "recipe": f"{r.get('name', 'unnamed')}: {r['steps']} steps · batch {r['batch_size']} × {r['seq_len']} tokens · AdamW lr {r['lr']:g}"
+                  + (f" × {r['lr_width']}/d_model" if r.get('lr_width') else "") + " "
                   f"({r['warmup_steps']} warm-up, cosine to {r['min_lr_ratio']:g}×) · seed {r['seed']} · "
                   f"{r['eval_sequences']} held-out sequences"
+                  + (f" · held-out loss every {r['eval_every']} steps" if r.get("eval_every") else "")
                   + (f" · weights kept up to {r['keep_weights_mb']:g} MB each" if r.get("keep_weights_mb") else ""),
     }
 
@@ -104,11 +113,11 @@ def launch(store: Store, db_path: str | Path, form: LaunchForm,
         raise LtsError(f"steps must be >= 1, got {form.steps}")
     corpus = form.corpus.strip() or None
     run_id = form.run_id.strip() or None
-    recipe = Recipe(steps=form.steps, seq_len=form.seq_len, seed=form.seed, warmup_steps=default_warmup(form.steps),
-                    keep_weights_mb=form.keep_weights_mb)
+    recipe = Recipe.named(form.recipe, steps=form.steps, seq_len=form.seq_len, seed=form.seed,
+                          warmup_steps=default_warmup(form.steps), keep_weights_mb=form.keep_weights_mb)
     settings = ValidationSettings(space=form.family, n_archs=form.n_archs,
                                   seed=form.seed, corpus=corpus, tokenizer=TokenizerSpec("bpe", form.vocab),
-                                  recipe=recipe, run_id=run_id)
+                                  recipe=recipe, sampling=form.sampling, run_id=run_id)
     validation_id = create_validation(store, settings, default_cache_dir(db_path), admit=admit)
     start_background(store, db_path, validation_id, workers=form.workers)  # its pid at once: shown as launched
     return validation_id

@@ -43,6 +43,8 @@ class TrainResult:
     steps: int
     weights: bytes | None = None  # safetensors of the trained model, when the recipe keeps them
     weights_note: str | None = None  # why they were not kept (over the size limit)
+    # the learning curve: {"step", "tokens", "valid_loss"} at each of the recipe's checkpoints
+    curve: list[dict[str, float]] | None = None
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -138,7 +140,7 @@ def train(
     if recipe.proj_init == "fan_in":
         _init_projections(model, recipe.seed)
     model.train()
-    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr,
+    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.peak_lr(cfg.d_model),
                             betas=(recipe.beta1, recipe.beta2))
     # The batch sampler's seed is the recipe's, not the architecture's: all models see one data order.
     gen = torch.Generator().manual_seed(recipe.seed + 1)
@@ -147,9 +149,12 @@ def train(
     mems = None
     tail = max(1, recipe.steps // 10)
     tail_losses: list[float] = []
+    marks = set(recipe.checkpoints()[:-1])  # the last one is the final evaluation below
+    curve: list[dict[str, float]] = []
+    eval_seconds = 0.0  # checkpoint evaluations are not training throughput
     for step in range(recipe.steps):
         for group in opt.param_groups:
-            group["lr"] = recipe.lr_at(step)
+            group["lr"] = recipe.lr_at(step, cfg.d_model)
         if is_xl:
             n_seg = (streams.size(1) - 1) // T
             s = step % n_seg
@@ -173,8 +178,15 @@ def train(
             tail_losses.append(value)
         if on_step is not None:
             on_step(step, value)
-    train_seconds = time.perf_counter() - t0
+        if step + 1 in marks:
+            e0 = time.perf_counter()
+            curve.append({"step": step + 1, "tokens": recipe.tokens_at(step + 1),
+                          "valid_loss": evaluate(model, cfg, valid_t, recipe)})
+            eval_seconds += time.perf_counter() - e0
+    train_seconds = time.perf_counter() - t0 - eval_seconds
     valid_loss = evaluate(model, cfg, valid_t, recipe)
+    if recipe.steps:
+        curve.append({"step": recipe.steps, "tokens": recipe.tokens_at(recipe.steps), "valid_loss": valid_loss})
     weights, note = None, None
     if recipe.keep_weights_mb > 0:
         from lts.models import state_bytes
@@ -194,4 +206,5 @@ def train(
         wall_seconds=wall,
         tokens_per_second=(recipe.steps * B * T / train_seconds) if recipe.steps and train_seconds > 0 else None,
         steps=recipe.steps,
+        curve=curve if len(curve) > 1 else None,
     )
