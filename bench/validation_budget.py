@@ -24,6 +24,7 @@ from lts.store.db import Store
 from lts.text.tokenizer import TokenizerSpec
 from lts.validate.correlations import validation_curve
 from lts.validate.candidates import SAMPLING
+from lts.validate.defaults import default_warmup
 from lts.validate.recipe import RECIPES, Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import ValidationSettings, create_validation, default_cache_dir, list_validations
@@ -58,14 +59,14 @@ def main() -> None:
     for name in args.recipes.split(","):
         overrides = {"steps": args.steps, "eval_every": args.eval_every}
         if args.steps is not None:
-            overrides["warmup_steps"] = max(1, round(0.1 * args.steps))
+            overrides["warmup_steps"] = default_warmup(args.steps)
         recipe = Recipe.named(name, **overrides)
         settings = ValidationSettings(space=args.space, n_archs=args.n, seed=args.seed, tokenizer=TokenizerSpec(),
                                       recipe=recipe, sampling=args.sampling)
         vid = _existing(store, settings) or create_validation(store, settings, default_cache_dir(db))
         t0 = time.perf_counter()
         runner = ValidationRunner(store, vid, workers=args.workers)
-        if runner._todo():
+        if runner.counts()[0] < settings.n_archs:  # a finished run in --db is reused as it is
             runner.run_to_end()
         wall = time.perf_counter() - t0
         print(f"\nrecipe {name}: {recipe.steps} steps x {recipe.batch_size} x {recipe.seq_len} tokens, lr {recipe.lr:g}"

@@ -21,10 +21,8 @@ import sys
 import time
 from dataclasses import replace
 
-from scipy import stats
-
 from lts.store.db import Store
-from lts.validate.correlations import validation_correlations
+from lts.validate.correlations import rank_agreement, validation_correlations
 from lts.validate.recipe import Recipe
 from lts.validate.runner import ValidationRunner
 from lts.validate.session import ValidationSettings, create_validation, default_cache_dir, get_validation, result_rows
@@ -92,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'ppl seed ' + str(args.train_seed):>12}")
     for k, x, y in zip(ids, pa, pb):
         print(f"{k:<17} {a[k]['decoder_params']:>14,} {x:>12.2f} {y:>12.2f}")
-    print(f"\nrank stability across training seeds: Spearman {stats.spearmanr(pa, pb).statistic:+.3f}, "
-          f"Kendall {stats.kendalltau(pa, pb).statistic:+.3f}")
+    agree = rank_agreement(list(a.values()), list(b.values()))
+    print(f"\nrank stability across training seeds: Spearman {agree['spearman']:+.3f}, Kendall {agree['kendall']:+.3f}")
     for name, vid in ((f"run {first}", first), (f"run {second}", second)):
         print(f"  proxies vs perplexity, {name}:")
         report(store, vid)

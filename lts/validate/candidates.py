@@ -87,20 +87,7 @@ def choose(space: SearchSpace, n: int, seed: int, sampling: str = "stratified") 
 
 def spread(configs: Sequence[Config], n: int) -> list[Config]:
     """``n`` of ``configs`` at evenly spaced quantiles of log decoder parameters (smallest first)."""
-    ranked = sorted(configs, key=lambda c: (decoder_params(c), c.arch_id))
-    if n >= len(ranked):
-        return ranked
-    if n == 1:
-        return [ranked[len(ranked) // 2]]
-    logs = [math.log(decoder_params(c)) for c in ranked]
-    lo, hi = logs[0], logs[-1]
-    chosen: list[int] = []
-    for k in range(n):
-        target = lo + (hi - lo) * k / (n - 1)
-        # nearest unused candidate to the target size; ties go to the smaller one
-        free = [i for i in range(len(ranked)) if i not in chosen]
-        chosen.append(min(free, key=lambda i: (abs(logs[i] - target), i)))
-    return [ranked[i] for i in sorted(chosen)]
+    return _spread(configs, n, window=1)
 
 
 def _cell(cfg: Config) -> tuple[int, int]:
@@ -116,19 +103,26 @@ def spread_cells(configs: Sequence[Config], n: int) -> list[Config]:
     candidates nearest to it (``len(pool) / 2n``, at least 3) and takes the one whose
     (n_layer, d_model) cell has been picked fewest times, the nearest on ties.
     """
+    return _spread(configs, n, window=max(3, len(configs) // (2 * n)))
+
+
+def _spread(configs: Sequence[Config], n: int, window: int) -> list[Config]:
+    """Evenly spaced targets over log decoder parameters; each takes, of the ``window``
+    unused candidates nearest to it, the one of the least-used (depth, width) cell (nearest, then
+    smaller, on ties). A window of 1 is the plain nearest-to-target spread."""
     ranked = sorted(configs, key=lambda c: (decoder_params(c), c.arch_id))
     if n >= len(ranked):
         return ranked
+    if n == 1:
+        return [ranked[len(ranked) // 2]]
     logs = [math.log(decoder_params(c)) for c in ranked]
     lo, hi = logs[0], logs[-1]
-    window = max(3, len(ranked) // (2 * n))
     uses: dict[tuple[int, int], int] = {}
     chosen: list[int] = []
     for k in range(n):
-        target = lo + (hi - lo) * k / max(1, n - 1)
+        target = lo + (hi - lo) * k / (n - 1)
         free = sorted((i for i in range(len(ranked)) if i not in chosen), key=lambda i: (abs(logs[i] - target), i))
-        near = free[:window]
-        pick = min(near, key=lambda i: (uses.get(_cell(ranked[i]), 0), abs(logs[i] - target), i))
+        pick = min(free[:window], key=lambda i: (uses.get(_cell(ranked[i]), 0), abs(logs[i] - target), i))
         uses[_cell(ranked[pick])] = uses.get(_cell(ranked[pick]), 0) + 1
         chosen.append(pick)
     return [ranked[i] for i in sorted(chosen)]
