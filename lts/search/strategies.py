@@ -11,6 +11,8 @@ there.
   ``population`` proposals are random; afterwards parents are the best ``population`` members by
   (non-dominated rank, crowding distance) and each child is a crossover of two binary-tournament
   winners followed by mutation, or a mutation of one winner.
+* ``optuna-nsga2``, ``optuna-tpe``, ``optuna-gp``: Optuna's samplers, the peers a user would try
+  instead (:mod:`lts.search.optuna_samplers`, which documents how a config maps to their parameters).
 
 Every random choice draws from the ``random.Random`` passed in, so a run is reproducible from its
 seed and resumable from a saved generator state.
@@ -184,7 +186,11 @@ class Evolution(Strategy):
         return self.space.within(child, self.rng, lo, hi) or child
 
 
-STRATEGIES: dict[str, type[Strategy]] = {c.name: c for c in (Evolution, RandomSearch)}
+# The peers live in their own module (it imports optuna only when one of them proposes); it needs
+# Strategy, defined above, so it is imported here rather than at the top.
+from lts.search.optuna_samplers import OPTUNA_STRATEGIES  # noqa: E402
+
+STRATEGIES: dict[str, type[Strategy]] = {c.name: c for c in (Evolution, RandomSearch, *OPTUNA_STRATEGIES)}
 
 
 def make_strategy(name: str, space: SearchSpace, objectives: Sequence[str], settings: EvolutionSettings,

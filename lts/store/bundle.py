@@ -61,7 +61,7 @@ MAX_STATE = 16 * 2**20  # search state: RNG state, scales; a DARTS run's trainin
 MAX_RECORD = 64 * 1024  # one device record
 RUN_STATUSES = ("created", "running", "cancelling", "cancelled", "interrupted", "failed", "finished", "imported")
 LIVE_STATUSES = ("running", "created", "cancelling")  # imported as "imported": nothing runs it here
-STRATEGIES = ("evolution", "random", "darts")  # lts.search.strategies.STRATEGIES plus lts.darts
+STRATEGIES = ("evolution", "random", "optuna-nsga2", "optuna-tpe", "optuna-gp", "darts")  # lts.search.strategies.STRATEGIES plus lts.darts
 
 _id = {"type": "string", "pattern": ID_PATTERN}
 _arch_id = {"type": "string", "pattern": ARCH_ID_PATTERN}
