@@ -388,7 +388,8 @@ def _add_search_commands(sub: Any) -> None:
     s.add_argument("--min-params", type=int_arg(1), help="minimum decoder parameters")
     s.add_argument("--max-params", type=int_arg(1), help="maximum decoder parameters")
     s.add_argument("--strategy", default="evolution",
-                   help="evolution (default) or random: a Strategy of lts.search.strategies, checked there")
+                   help="evolution (default), random, or Optuna's samplers optuna-nsga2, optuna-tpe, optuna-gp "
+                   "(lts.search.strategies.STRATEGIES, checked there)")
     s.add_argument("--seed", type=int_arg(-(2**63), 2**63 - 1), default=0)  # stored as a SQLite integer
     s.add_argument("--population", type=int_arg(1, LIMITS["population"]),
                    help="evolution: initial random members / parent pool "
