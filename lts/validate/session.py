@@ -29,23 +29,25 @@ from lts.store.db import Store
 from lts.validate.candidates import choose, retarget, spread, validation_space
 from lts.text.corpus import DEFAULT_VALID_FRACTION, load_corpus
 from lts.text.tokenizer import TokenizerSpec, prepare_tokens
-from lts.validate.recipe import Recipe
+from lts.validate.defaults import DEFAULT_SAMPLING, N_ARCHS
+from lts.validate.recipe import DEFAULT_RECIPE, Recipe
 
 ACTIVE = lifecycle.ACTIVE  # stored statuses of a validation not yet ended
 
 
 @dataclass(frozen=True)
 class ValidationSettings:
-    """Everything that defines a validation experiment (recorded with it)."""
+    """Everything that defines a validation experiment (recorded with it). The defaults are those of
+    ``lts validate`` and the dashboard's form (lts.validate.defaults, the named default recipe)."""
 
     space: str | Mapping[str, Any] = "gpt2"  # a family's validation space, or a space dict
-    n_archs: int | None = 12  # None with run_id: the whole frontier
+    n_archs: int | None = N_ARCHS  # None with run_id: the whole frontier
     seed: int = 0
     corpus: str | None = None  # None: the shipped Austen novels
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
-    recipe: Recipe = field(default_factory=Recipe)
+    recipe: Recipe = field(default_factory=lambda: Recipe.named(DEFAULT_RECIPE))
     valid_fraction: float = DEFAULT_VALID_FRACTION
-    sampling: str = "stratified"
+    sampling: str = DEFAULT_SAMPLING
     run_id: str | None = None  # train this search run's frontier instead of sampling
 
     def __post_init__(self) -> None:
