@@ -16,8 +16,8 @@ its default of 10).
    the pool (so the recorded device is as hard to predict as the real one), and each measurement
    costs the pool's mean seconds per measurement. Every strategy x seed runs ``--budget``
    evaluations (GPSampler: ``--gp-budget`` x ``--gp-seeds``: it costs seconds per proposal).
-3. **Real device**: every strategy, one seed, ``--real-budget`` evaluations, measured for real, to
-   confirm the ranking at one budget.
+3. **Real device**: every strategy, one seed, ``--real-budget`` evaluations (GPSampler: at most
+   ``--gp-budget``), measured for real, to confirm the ranking at one budget.
 
 Hypervolume uses one reference box per mode (lts.search.runner.common_scales over all its runs).
 Device-seconds are the measurement time of the architectures a run evaluated (cached or not).
@@ -251,11 +251,12 @@ def main() -> None:
         print(f"\n3. real device: {args.real_budget} evaluations, seed {args.real_seed}, every strategy measured for real")
         ids, secs = {}, {}
         for name in args.strategies:
-            rid = find_run(store, name, args.real_budget, args.real_seed, dev)
+            budget = min(args.real_budget, args.gp_budget) if name == "optuna-gp" else args.real_budget
+            rid = find_run(store, name, budget, args.real_seed, dev)
             if rid is None:
                 kw = strategy_kwargs(name)
                 t0 = time.perf_counter()
-                rid = surrogate_bench.run_search(store, args.device_name, kw["strategy"], args.real_budget, args.real_seed,
+                rid = surrogate_bench.run_search(store, args.device_name, kw["strategy"], budget, args.real_seed,
                                                  kw["surrogate"], population=kw["population"], label=name)
                 secs[(name, args.real_seed)] = time.perf_counter() - t0
             ids[(name, args.real_seed)] = rid
