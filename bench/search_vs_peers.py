@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/search_vs_peers.py [--db results/bench/peers.db] [--pool 200] [--budget 200]
         [--seeds 0 1 2] [--strategies evolution evolution+surrogate random optuna-nsga2 optuna-tpe optuna-gp]
-        [--gp-budget 60] [--gp-seeds 0] [--real-budget 100] [--real-seed 0] [--skip-real]
+        [--gp-budget 40] [--gp-seeds 0] [--real-budget 100] [--real-seed 0] [--skip-real]
 
 Every strategy searches the default GPT-2 space for (decoder params, latency, peak memory), one
 thread, batch 1, the space's 192 tokens, through lts's runner (same protocol, same first
 ``population`` = 20 random members for every strategy but the surrogate-assisted one, which uses
-its default of 10).
+its default of 10). ``evolution+surrogate`` is ``lts search --surrogate --surrogate-inner 10
+--surrogate-pool 10`` with a cold start (its surrogate learns from its own run only, as the peers do).
 
 1. Pool: ``--pool`` random architectures measured for real on this machine (reused from ``--db``).
 2. **Recorded device** (labelled ``recorded`` in every row): a cost surrogate per objective fitted
@@ -60,12 +61,18 @@ PROTOCOL = surrogate_bench.PROTOCOL
 CHECKPOINTS = (25, 50, 100, 200)
 ASSISTED = "evolution+surrogate"
 OURS = ("evolution", ASSISTED)
+ASSISTED_SETTINGS = {"inner_generations": 10, "pool_factor": 10}  # lts search --surrogate-inner 10 --surrogate-pool 10
 PEERS = ("optuna-nsga2", "optuna-tpe", "optuna-gp")
 
 
 def strategy_kwargs(name: str) -> dict[str, Any]:
     if name == ASSISTED:
-        return {"strategy": "evolution", "surrogate": SurrogateSettings(), "population": 10}
+        # a cold start (the run's own measurements only), as the peers get: trained on the device's
+        # whole history the screen would learn from the other strategies' runs in this database
+        # ten generations of evolution on the predictions per measured one, ten children per slot:
+        # the best of the settings tried on the recorded device (README)
+        return {"strategy": "evolution", "surrogate": SurrogateSettings(train_on="run", **ASSISTED_SETTINGS),
+                "population": 10}
     return {"strategy": name, "surrogate": None, "population": 20}
 
 
@@ -121,7 +128,7 @@ def find_run(store: Store, name: str, budget: int, seed: int, device_id: str) ->
         state = json.loads(r["settings_json"] or "{}")
         if (r["strategy"] == kw["strategy"] and r["seed"] == seed and r["budget"] == budget
                 and r["device_id"] == device_id and r["status"] == "finished"
-                and bool(state.get("surrogate")) == (kw["surrogate"] is not None)
+                and (SurrogateSettings(**state["surrogate"]) if state.get("surrogate") else None) == kw["surrogate"]
                 and state.get("evolution", {}).get("population") == kw["population"]):
             return r["run_id"]
     return None
@@ -155,7 +162,7 @@ def table(title: str, names: list[str], tr: dict, seconds: dict[tuple[str, int],
             cells.append(f"{statistics.mean(vals):.4f} +- {statistics.pstdev(vals):.4f}" if vals else "-")
         n_eval = sum(len(tr[key][1]) for key in keys)
         dev = sum(float(tr[key][0][-1]) for key in keys)
-        prop = sum(seconds.get(key, 0.0) for key in keys)
+        prop = sum(seconds[key] for key in keys)
         print(f"| {name} | {len(keys)} | " + " | ".join(cells) + f" | {prop / n_eval:.3f} | {dev / n_eval:.2f} |")
     best_peer = {i: max((means[p][i] for p in PEERS if p in means and not np.isnan(means[p][i])), default=None)
                  for i in range(len(checkpoints))}
@@ -206,7 +213,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=["evolution", ASSISTED, "random", *PEERS])
-    ap.add_argument("--gp-budget", type=int, default=60)
+    ap.add_argument("--gp-budget", type=int, default=40)
     ap.add_argument("--gp-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--real-budget", type=int, default=100)
     ap.add_argument("--real-seed", type=int, default=0)
@@ -239,6 +246,8 @@ def main() -> None:
                 secs[(name, seed)] = time.perf_counter() - t0  # proposals, proxies and bookkeeping: no device time
                 print(f"   {name} seed {seed}: {secs[(name, seed)]:.0f} s", flush=True)
             ids[(name, seed)] = rid
+            # a reused run: its wall time (the recorded device answers in microseconds)
+            secs.setdefault((name, seed), float(store.run(rid)["elapsed"] or 0.0))
     tr = traces(store, ids)
     curves["recorded device"] = tr
     table("recorded device (surrogates fitted on real measurements stand in for the device):", args.strategies, tr, secs)
@@ -260,11 +269,11 @@ def main() -> None:
                                                  kw["surrogate"], population=kw["population"], label=name)
                 secs[(name, args.real_seed)] = time.perf_counter() - t0
             ids[(name, args.real_seed)] = rid
+            secs.setdefault((name, args.real_seed), float(store.run(rid)["elapsed"] or 0.0))
         tr = traces(store, ids)
         curves["real device"] = tr
         for key, (s, _) in tr.items():  # proposal time: the run's wall time less its measurements
-            if key in secs:
-                secs[key] = max(0.0, secs[key] - float(s[-1]))
+            secs[key] = max(0.0, secs[key] - float(s[-1]))
         table("real device (measured on this machine):", args.strategies, tr, secs)
     plot(curves, Path(args.plot))
 

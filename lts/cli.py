@@ -248,7 +248,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             strategy=args.strategy, seed=args.seed, generation=args.generation,
             population=args.population or default_population(args.surrogate),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
-            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z) if args.surrogate else None,
+            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z,
+                                        inner_generations=args.surrogate_inner) if args.surrogate else None,
             drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
             memory_limit_mb=args.memory_limit_mb,
         )
@@ -406,6 +407,9 @@ def _add_search_commands(sub: Any) -> None:
                    help=f"children proposed per child measured (default {SURROGATE_POOL})")
     s.add_argument("--surrogate-z", type=float_arg(0, 100, lo_open=False), default=SURROGATE_Z,
                    help="optimism in predicted standard deviations")
+    s.add_argument("--surrogate-inner", type=int_arg(0, 20), default=0,
+                   help="generations of evolution on the predictions before each measured one (0: off; "
+                        "10 with --surrogate-pool 10 led Optuna's samplers in bench/search_vs_peers.py)")
     s.add_argument("--drift-every", type=int_arg(0, 10**9), default=0,
                    help="re-measure a reference architecture every N evaluations (0: off); flags device drift")
     s.add_argument("--drift-threshold", type=float_arg(0, 10), default=0.15, help="relative change that flags drift")

@@ -289,3 +289,49 @@ def test_settings_round_trip_through_the_run_row(tmp_path):
         SurrogateSettings(kind="mlp")
     with pytest.raises(LtsError, match="drift interval"):
         DriftSettings(every=-1)
+
+
+class PerArchMeasure(FakeMeasure):
+    """Noise fixed per architecture: a resumed run sees the costs an uninterrupted one saw."""
+
+    def __init__(self, crash_at: int | None = None):
+        super().__init__()
+        self.crash_at = crash_at
+
+    def __call__(self, cfg):
+        if self.crash_at is not None and len(self.calls) == self.crash_at:
+            raise RuntimeError("worker died")
+        m = super().__call__(cfg)
+        m["latency_ms"], m["seconds"] = _latency(cfg, random.Random(cfg.arch_id)), 1.0
+        return m
+
+
+def test_inner_generations_search_the_predictions_and_resume_on_the_same_path(tmp_path):
+    inner = SurrogateSettings(train_on="run", min_train=10, pool_factor=3, inner_generations=2)
+    store, run_id, measure = _run(tmp_path / "a.db", inner, budget=40, measure=PerArchMeasure())
+    members = store.run_rows(run_id)
+    assert len(members) == 40 and len(measure.calls) == 40
+    for m in members:  # children of predicted parents are measured before they count
+        assert store.measurement(m["arch_id"], FAKE_DEVICE["device_id"], PROTO) is not None
+    plain_store, plain_id, _ = _run(tmp_path / "b.db", SurrogateSettings(train_on="run", min_train=10, pool_factor=3),
+                                    budget=40, measure=PerArchMeasure())
+    screened = json.loads(store.run(run_id)["progress_json"])["screened"]
+    assert screened > json.loads(plain_store.run(plain_id)["progress_json"])["screened"]
+
+    crashed = Store(tmp_path / "c.db")
+    run_c = create_run(crashed, SearchSettings(space=small_space("gpt2"), budget=40, seed=3, surrogate=inner),
+                       FAKE_DEVICE, PROTO)
+    with pytest.raises(RuntimeError):
+        SearchRunner(crashed, run_c, measure=PerArchMeasure(crash_at=23)).run_to_end()
+    SearchRunner(crashed, run_c, measure=PerArchMeasure()).run_to_end()
+    assert [m["arch_id"] for m in crashed.run_rows(run_c)] == [m["arch_id"] for m in members]
+
+
+def test_inner_generations_are_bounded():
+    with pytest.raises(LtsError, match="need --strategy evolution"):
+        SearchSettings(space=small_space("gpt2"), budget=10, strategy="optuna-tpe",
+                       surrogate=SurrogateSettings(inner_generations=2))
+    with pytest.raises(LtsError, match="inner_generations"):
+        SurrogateSettings(inner_generations=21)
+    with pytest.raises(LtsError, match="inner_generations"):
+        SurrogateSettings(inner_generations=True)

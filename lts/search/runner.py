@@ -57,6 +57,9 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise LtsError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if self.surrogate is not None and self.surrogate.inner_generations and self.strategy != "evolution":
+            # the inner generations are evolution's children of predicted parents
+            raise LtsError(f"surrogate inner generations need --strategy evolution, not {self.strategy}")
         if self.budget is None and self.time_budget is None:
             raise LtsError("give a budget (evaluations) or a time budget (seconds)")
         if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, int)
@@ -341,14 +344,15 @@ class SearchRunner:
     def _cancel_requested(self) -> bool:
         return runs.status(self.store, self.run_id) == lifecycle.CANCELLING
 
-    def _propose_generation(self, n: int) -> list[Config]:
+    def _propose_generation(self, n: int, parents: list[dict[str, Any]] | None = None,
+                            exclude: set[str] = frozenset()) -> list[Config]:  # type: ignore[assignment]
         s = self.settings
-        seen = set(self.member_ids)
+        seen = set(self.member_ids) | exclude
         out: list[Config] = []
         attempts = 0
         while len(out) < n and attempts < 200 * n:
             attempts += 1
-            cfg = self.strategy.propose(self.members, s.constraints.params_window)  # built inside the bounds, not rejected
+            cfg = self.strategy.propose(self.members if parents is None else parents, s.constraints.params_window)  # built inside the bounds, not rejected
             if cfg.arch_id in seen or not s.constraints.params_ok(decoder_params(cfg)):
                 continue
             seen.add(cfg.arch_id)
@@ -371,12 +375,21 @@ class SearchRunner:
     def _screened(self, first: list[Config], room: int) -> list[Config]:
         """``first`` plus more children up to the pool size, screened down to at most ``room``."""
         assert self.screen is not None and self.settings.surrogate is not None
-        extra = self.settings.surrogate.pool_factor * room - len(first)
+        settings = self.settings.surrogate
+        extra = settings.pool_factor * room - len(first)
         if extra > 0:
             taken = self.member_ids | {c.arch_id for c in first}
             more = [c for c in self._propose_generation(extra) if c.arch_id not in taken]
             first = first + more
-        chosen = self.screen.select(first, self.members, room, self._scales())
+        inner = settings.inner_generations if len(self.members) >= self.settings.evolution.population else 0
+        if inner:
+            self.screen.refit_if_due(self.members)
+            for _ in range(inner if self.screen.models else 0):
+                # the parents are the measured members and the pool at its predicted costs
+                parents = self.members + self.screen.predicted_members(first, len(self.members))
+                first = first + self._propose_generation(settings.pool_factor * room, parents,
+                                                         {c.arch_id for c in first})
+        chosen = self.screen.select(first, self.members, room, self._scales(), fitted=bool(inner))
         self.state["idle_generations"] = 0 if chosen else self.state.get("idle_generations", 0) + 1
         self.state["screened"] = self.state.get("screened", 0) + len(first)
         return chosen

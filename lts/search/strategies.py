@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from lts.errors import LtsError
-from lts.objectives import objective_matrix
+from lts.objectives import objective, objective_matrix
 from lts.search import defaults
 from lts.pareto import crowding, nd_ranks
 from lts.space.config import LIMITS, Config, config_from_json, short_repr
@@ -95,10 +95,13 @@ def _sample(space: SearchSpace, rng: random.Random, params: tuple[int | None, in
     return space.sample(rng)
 
 
-def _child(space: SearchSpace, members: Sequence[Mapping[str, Any]], objectives: Sequence[str],
-           rng: random.Random, settings: EvolutionSettings) -> Config:
+def _parents(members: Sequence[Mapping[str, Any]], objectives: Sequence[str], settings: EvolutionSettings) -> list[Config]:
     order = _fitness_order(members, objectives)[: settings.population]
-    pool = [config_from_json(members[i]["config_json"]) for i in order]
+    return [config_from_json(members[i]["config_json"]) for i in order]
+
+
+def _child(space: SearchSpace, pool: Sequence[Config], rng: random.Random, settings: EvolutionSettings) -> Config:
+    """A child of binary-tournament winners from ``pool`` (parents, best first)."""
 
     def tournament() -> Config:
         a, b = rng.randrange(len(pool)), rng.randrange(len(pool))
@@ -173,13 +176,23 @@ class Evolution(Strategy):
 
     name = "evolution"
 
+    def __init__(self, space: SearchSpace, objectives: Sequence[str], settings: EvolutionSettings, seed: int) -> None:
+        super().__init__(space, objectives, settings, seed)
+        self._objs = [objective(n) for n in self.objectives]
+        self._parents_for: tuple[tuple, list[Config]] | None = None
+
     def propose(self, members: Sequence[Mapping[str, Any]],
                 params: tuple[int | None, int | None] = (None, None)) -> Config:
         """Random for the first ``population`` members; then a child of tournament winners, repaired
         into the decoder-parameter bounds (:meth:`SearchSpace.within`) when it falls outside."""
         if len(members) < self.settings.population:
             return _sample(self.space, self.rng, params)
-        child = _child(self.space, members, self.objectives, self.rng, self.settings)
+        # a generation asks for many children of the same members (hundreds when a surrogate
+        # screens them): sort them once, not per child; the key holds what the sort reads
+        key = tuple((m["arch_id"], m["feasible"], *(m.get(o.column) for o in self._objs)) for m in members)
+        if self._parents_for is None or self._parents_for[0] != key:
+            self._parents_for = (key, _parents(members, self.objectives, self.settings))
+        child = _child(self.space, self._parents_for[1], self.rng, self.settings)
         lo, hi = params
         if lo is None and hi is None:
             return child

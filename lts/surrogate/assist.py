@@ -53,6 +53,9 @@ class SurrogateSettings:
     # "device": every measurement of this device and protocol in the database (the point of keeping
     # them); "run": this run's own only (a cold start, as a benchmark against plain search needs)
     train_on: str = "device"
+    # generations of evolution run on the predictions alone before a generation is measured: the
+    # children of the predicted front join the pool the screen picks from
+    inner_generations: int = 0
 
     def __post_init__(self) -> None:
         if self.train_on not in ("device", "run"):
@@ -63,6 +66,9 @@ class SurrogateSettings:
             raise LtsError(f"surrogate pool factor must be >= 1, got {self.pool_factor}")
         if not 0 <= self.z <= 100:  # also refuses NaN, which compares False with every bound
             raise LtsError(f"surrogate z must be between 0 and 100, got {self.z}")
+        if isinstance(self.inner_generations, bool) or not isinstance(self.inner_generations, int) \
+                or not 0 <= self.inner_generations <= 20:
+            raise LtsError(f"surrogate inner_generations must be an integer in 0..20, got {self.inner_generations!r}")
         if self.min_train < 5:
             raise LtsError(f"surrogate min_train must be >= 5, got {self.min_train}")
 
@@ -151,8 +157,34 @@ class Screen:
         return bool(self.models) or not self.predicted
 
     # -- screening ------------------------------------------------------------------------
+    def refit_if_due(self, members: Sequence[Mapping[str, Any]]) -> None:
+        """Refit once per generation (every ``refit_every``), or while there is no model yet."""
+        if self._since_fit % self.settings.refit_every == 0 or not self.models:
+            self.refit(members)
+        self._since_fit += 1
+
+    def predicted_members(self, pool: Sequence[Config], first_index: int) -> list[dict[str, Any]]:
+        """Member-like rows of ``pool`` with predicted mean costs, for evolution on the predictions
+        (children whose proxy failed are left out, as :meth:`select` leaves them out)."""
+        if not self.models or not pool:
+            return []
+        X = matrix(list(pool), self.shape)
+        preds = {obj: self.models[obj].predict(X)[0] for obj in self.predicted}
+        out = []
+        for i, cfg in enumerate(pool):
+            cheap = dict(self.cheap(cfg)) if self.cheap else {}
+            if None in cheap.values():
+                continue
+            row: dict[str, Any] = {"arch_id": cfg.arch_id, "config_json": cfg.canonical_json(),
+                                   "eval_index": first_index + i, "decoder_params": decoder_params(cfg), **cheap}
+            row.update({COST_COLUMNS[obj]: float(preds[obj][i]) for obj in self.predicted})
+            row["feasible"] = not self.constraints.violation(
+                {k: row[k] for k in ("latency_ms", "peak_memory_mb") if k in row})
+            out.append(row)
+        return out
+
     def select(self, pool: Sequence[Config], members: Sequence[Mapping[str, Any]], room: int,
-               scales: Mapping[str, float] | None = None) -> list[Config]:
+               scales: Mapping[str, float] | None = None, fitted: bool = False) -> list[Config]:
         """The children of ``pool`` to measure (at most ``room``); every prediction is recorded.
 
         With the run's hypervolume ``scales``, children are taken greedily by the hypervolume their
@@ -160,10 +192,11 @@ class Screen:
         before the next is chosen, so picks complement each other) and only while that gain is
         positive; without, by predicted non-dominated rank and crowding.
         """
-        if self._since_fit % self.settings.refit_every == 0 or not self.models:
-            self.refit(members)
-        self._since_fit += 1
-        if not self.models or not pool:
+        if not fitted:
+            self.refit_if_due(members)
+        if not pool:
+            return []
+        if not self.models:
             return list(pool[:room])
         cheap = [dict(self.cheap(cfg)) if self.cheap else {} for cfg in pool]
         if any(None in c.values() for c in cheap):
