@@ -275,6 +275,10 @@ def main() -> None:
         for key, (s, _) in tr.items():  # proposal time: the run's wall time less its measurements
             secs[key] = max(0.0, secs[key] - float(s[-1]))
         table("real device (measured on this machine):", args.strategies, tr, secs)
+        print("\ndevice-seconds to plain evolution's final hypervolume (real device):")
+        for name in args.strategies:
+            if name != "evolution":
+                device_seconds_to_reach(tr, name)
     plot(curves, Path(args.plot))
 
 
