@@ -68,9 +68,8 @@ PEERS = ("optuna-nsga2", "optuna-tpe", "optuna-gp")
 def strategy_kwargs(name: str) -> dict[str, Any]:
     if name == ASSISTED:
         # a cold start (the run's own measurements only), as the peers get: trained on the device's
-        # whole history the screen would learn from the other strategies' runs in this database
-        # ten generations of evolution on the predictions per measured one, ten children per slot:
-        # the best of the settings tried on the recorded device (README)
+        # whole history the screen would learn from the other strategies' runs in this database.
+        # ASSISTED_SETTINGS: the best of the settings tried on the recorded device (README)
         return {"strategy": "evolution", "surrogate": SurrogateSettings(train_on="run", **ASSISTED_SETTINGS),
                 "population": 10}
     return {"strategy": name, "surrogate": None, "population": 20}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from abc import abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
 from lts.errors import LtsError
@@ -81,8 +82,9 @@ class OptunaStrategy(Strategy):
         self._study_attrs: dict[str, Any] = {}
 
     # -- the sampler ------------------------------------------------------------------------
+    @abstractmethod
     def make_sampler(self, optuna: Any, seed: int) -> Any:
-        raise NotImplementedError
+        """The Optuna sampler of this strategy, seeded (a fresh one per ask)."""
 
     # -- encoding ---------------------------------------------------------------------------
     def _dim(self, gene: str) -> Dim:

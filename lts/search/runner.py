@@ -345,7 +345,7 @@ class SearchRunner:
         return runs.status(self.store, self.run_id) == lifecycle.CANCELLING
 
     def _propose_generation(self, n: int, parents: list[dict[str, Any]] | None = None,
-                            exclude: set[str] = frozenset()) -> list[Config]:  # type: ignore[assignment]
+                            exclude: frozenset[str] | set[str] = frozenset()) -> list[Config]:
         s = self.settings
         seen = set(self.member_ids) | exclude
         out: list[Config] = []
@@ -384,10 +384,13 @@ class SearchRunner:
         inner = settings.inner_generations if len(self.members) >= self.settings.evolution.population else 0
         if inner:
             self.screen.refit_if_due(self.members)
+            # the parents: the measured members and the pool at its predicted costs (each child predicted once)
+            predicted: list[dict[str, Any]] = []
+            done = 0
             for _ in range(inner if self.screen.models else 0):
-                # the parents are the measured members and the pool at its predicted costs
-                parents = self.members + self.screen.predicted_members(first, len(self.members))
-                first = first + self._propose_generation(settings.pool_factor * room, parents,
+                predicted += self.screen.predicted_members(first[done:], len(self.members) + done)
+                done = len(first)
+                first = first + self._propose_generation(settings.pool_factor * room, self.members + predicted,
                                                          {c.arch_id for c in first})
         chosen = self.screen.select(first, self.members, room, self._scales(), fitted=bool(inner))
         self.state["idle_generations"] = 0 if chosen else self.state.get("idle_generations", 0) + 1
