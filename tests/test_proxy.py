@@ -108,3 +108,25 @@ def test_seeded_build_is_deterministic():
     cfg = small_space("gpt2").sample(random.Random(0))
     a, b = build_model(cfg, seed=1), build_model(cfg, seed=1)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "transxl"])
+def test_uninitialised_build_has_the_same_tensors_and_allocations(family):
+    """init=False (the CPU memory worker's build): same counts, ties and forward shapes, all zeros."""
+    cfg = small_space(family).sample(random.Random(3))
+    real, bare = build_model(cfg), build_model(cfg, init=False)
+    assert count_parameters(bare) == count_parameters(real)
+    for (n, p), (m, q) in zip(real.named_parameters(), bare.named_parameters()):
+        assert (n, p.shape, p.dtype) == (m, q.shape, q.dtype)
+        assert not q.any()
+    if cfg.tie_weight:
+        emb = bare.wte if family == "gpt2" else bare.word_emb
+        assert bare.crit.out_layers[0].weight is emb.emb_layers[0].weight
+    idx = torch.zeros(1, cfg.tgt_len, dtype=torch.long)
+    with torch.inference_mode():
+        if family == "transxl":
+            shapes = [tuple(t.shape) for t in (real(idx, mems=real.init_mems(1, cfg.mem_len))[0],
+                                                bare(idx, mems=bare.init_mems(1, cfg.mem_len))[0])]
+        else:
+            shapes = [tuple(real(idx).shape), tuple(bare(idx).shape)]
+    assert shapes[0] == shapes[1]

