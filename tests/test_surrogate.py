@@ -335,3 +335,32 @@ def test_inner_generations_are_bounded():
         SurrogateSettings(inner_generations=21)
     with pytest.raises(LtsError, match="inner_generations"):
         SurrogateSettings(inner_generations=True)
+
+
+def test_a_child_is_scored_once_as_a_predicted_parent_and_as_a_screening_candidate(tmp_path):
+    from lts.objectives import Constraints
+    from lts.store import surrogates as store_surrogates
+    from lts.surrogate.assist import Screen
+
+    store = seed_db(tmp_path / "a.db", n=40)
+    run_id = create_run(store, SearchSettings(space=small_space("gpt2"), budget=10, seed=0), FAKE_DEVICE, PROTO)
+    calls: list[str] = []
+
+    def cheap(cfg):
+        calls.append(cfg.arch_id)
+        return {}
+
+    screen = Screen(store, run_id, FAKE_DEVICE["device_id"], PROTO, ("proxy", "latency"), Constraints(),
+                    SurrogateSettings(min_train=10), cheap=cheap)
+    assert screen.refit()
+    rng = random.Random(1)
+    pool = list({c.arch_id: c for c in (small_space("gpt2").sample(rng) for _ in range(12))}.values())
+    rows = screen.predicted_members(pool, 0)
+    chosen = screen.select(pool, [], room=3, fitted=True)
+    assert sorted(calls) == sorted(c.arch_id for c in pool)  # once each, not once per use
+    assert 0 < len(chosen) <= 3
+    recorded = {p["arch_id"]: p["mean"] for p in store_surrogates.run_predictions(store, run_id) if p["objective"] == "latency"}
+    assert recorded == {r["arch_id"]: r["latency_ms"] for r in rows}
+    screen.refit()  # a new model scores every child again
+    screen.predicted_members(pool[:2], 0)
+    assert len(calls) == len(pool) + 2

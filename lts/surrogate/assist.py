@@ -132,6 +132,9 @@ class Screen:
         self.spreads: dict[str, float] = {}
         self._since_fit = 0
         self.shape = Shape.from_protocol(protocol)
+        # arch_id -> (cheap proxies, {objective: (mean, std)}) under the current models: with inner
+        # generations a child is first a predicted parent, then a screening candidate
+        self._scores: dict[str, tuple[dict[str, Any], dict[str, tuple[float, float]]]] = {}
 
     # -- fitting --------------------------------------------------------------------------
     def refit(self, members: Sequence[Mapping[str, Any]] = ()) -> bool:
@@ -150,6 +153,7 @@ class Screen:
                 self.kinds[obj], self.spreads[obj] = model.kind, model.rel_std
             models[obj] = model
         self.models = models
+        self._scores = {}
         return True
 
     @property
@@ -163,21 +167,32 @@ class Screen:
             self.refit(members)
         self._since_fit += 1
 
+    def _scored(self, pool: Sequence[Config]) -> tuple[list[Config], list[dict[str, Any]], list[dict[str, tuple[float, float]]]]:
+        """The children of ``pool`` whose proxies all ran, their cheap proxies and predicted
+        (mean, std) per objective; each child is scored once per fitted model."""
+        new = [cfg for cfg in pool if cfg.arch_id not in self._scores]
+        if new:
+            cheap = [dict(self.cheap(cfg)) if self.cheap else {} for cfg in new]
+            X = matrix(list(new), self.shape)
+            preds = {obj: self.models[obj].predict(X) for obj in self.predicted}
+            for i, cfg in enumerate(new):
+                self._scores[cfg.arch_id] = (cheap[i], {obj: (float(preds[obj][0][i]), float(preds[obj][1][i]))
+                                                        for obj in self.predicted})
+        kept = [cfg for cfg in pool if None not in self._scores[cfg.arch_id][0].values()]
+        return kept, [self._scores[c.arch_id][0] for c in kept], [self._scores[c.arch_id][1] for c in kept]
+
     def predicted_members(self, pool: Sequence[Config], first_index: int) -> list[dict[str, Any]]:
         """Member-like rows of ``pool`` with predicted mean costs, for evolution on the predictions
         (children whose proxy failed are left out, as :meth:`select` leaves them out)."""
         if not self.models or not pool:
             return []
-        X = matrix(list(pool), self.shape)
-        preds = {obj: self.models[obj].predict(X)[0] for obj in self.predicted}
+        index = {cfg.arch_id: i for i, cfg in enumerate(pool)}
         out = []
-        for i, cfg in enumerate(pool):
-            cheap = dict(self.cheap(cfg)) if self.cheap else {}
-            if None in cheap.values():
-                continue
+        for cfg, cheap, preds in zip(*self._scored(pool)):
             row: dict[str, Any] = {"arch_id": cfg.arch_id, "config_json": cfg.canonical_json(),
-                                   "eval_index": first_index + i, "decoder_params": decoder_params(cfg), **cheap}
-            row.update({COST_COLUMNS[obj]: float(preds[obj][i]) for obj in self.predicted})
+                                   "eval_index": first_index + index[cfg.arch_id],
+                                   "decoder_params": decoder_params(cfg), **cheap}
+            row.update({COST_COLUMNS[obj]: preds[obj][0] for obj in self.predicted})
             row["feasible"] = not self.constraints.violation(
                 {k: row[k] for k in ("latency_ms", "peak_memory_mb") if k in row})
             out.append(row)
@@ -198,14 +213,9 @@ class Screen:
             return []
         if not self.models:
             return list(pool[:room])
-        cheap = [dict(self.cheap(cfg)) if self.cheap else {} for cfg in pool]
-        if any(None in c.values() for c in cheap):
-            kept = [i for i, c in enumerate(cheap) if None not in c.values()]
-            pool, cheap = [pool[i] for i in kept], [cheap[i] for i in kept]
-            if not pool:
-                return []
-        X = matrix(list(pool), self.shape)
-        preds = {obj: self.models[obj].predict(X) for obj in self.predicted}
+        pool, cheap, preds = self._scored(pool)
+        if not pool:
+            return []
         z = self.settings.z
         # minimisation form: exact proxy, optimistic costs
         rows_opt = []
@@ -216,7 +226,7 @@ class Screen:
             mean = dict(base)
             for obj in self.predicted:
                 col = COST_COLUMNS[obj]
-                m, s = preds[obj][0][i], preds[obj][1][i]
+                m, s = preds[i][obj]
                 opt[col], mean[col] = max(m - z * s, 0.0), m
             rows_opt.append(opt)
             rows_mean.append(mean)
@@ -240,8 +250,7 @@ class Screen:
         chosen = set(keep)
         store_surrogates.record_predictions(
             self.store, self.run_id, pool,
-            [Prediction(cfg.arch_id, obj, float(preds[obj][0][i]), float(preds[obj][1][i]),
-                        "measure" if i in chosen else "skip")
+            [Prediction(cfg.arch_id, obj, *preds[i][obj], "measure" if i in chosen else "skip")
              for i, cfg in enumerate(pool) for obj in self.predicted], time.time())
         return [pool[i] for i in sorted(chosen)]
 
