@@ -208,6 +208,22 @@ def test_memory_limit(measurer):
         assert measurer.measure(gpt2()).infeasible is None
 
 
+@pytest.mark.parametrize("early", [True, False])
+def test_timing_early_or_after_the_memory_measurement_gives_both_figures_and_the_same_failures(measurer, early):
+    big = gpt2(vocab_size=20000, d_model=128, d_embed=128, n_head=2, d_inner=256)
+    with settings(measurer, time_early=early):
+        ok = measurer.measure(gpt2())
+        assert ok.infeasible is None and ok.latency_ms > 0 and ok.peak_memory_mb > 0 and ok.repeats >= 3
+        assert measurer.measure(gpt2(), _fault="raise").infeasible == "RuntimeError: injected fault"
+        dead = measurer.measure(gpt2(), _fault="latency:sigkill")
+        assert dead.infeasible.startswith("worker died (signal 9") and dead.peak_memory_mb > 0
+        with settings(measurer, memory_limit_mb=12):
+            over = measurer.measure(big)
+        assert over.infeasible.startswith("peak memory") and over.latency_ms is None
+        again = measurer.measure(gpt2())
+        assert again.infeasible is None and again.latency_ms > 0
+
+
 def test_allocation_failure_is_out_of_memory_and_the_worker_survives(measurer):
     # 4M-word vocabulary, 2-wide embeddings: 46 MB of weights under a 64 MB limit, but the tail
     # cluster's logits and their log-softmax need 2 x 484 MB, over the worker's guard (limit + 512 MB).

@@ -24,8 +24,9 @@ so without it a forward's scratch is allocated, and counted, inside that forward
 
 1. ``gc.collect()`` and ``malloc_trim(0)``, then read the baseline ``VmRSS`` (the collection is
    quick: everything alive after start-up is frozen with ``gc.freeze()`` and not walked again).
-2. Build the model with zero-filled weights (``build_model(init=False)``: the same resident
-   pages and the same allocations in a forward as the seeded init, at a fraction of its cost);
+2. Build the model with a repeated seeded block of weights (``build_model(init=False)``: the
+   same resident pages and the same allocations in a forward as the seeded init, at a fraction of
+   its cost);
    collect and trim again: ``weights_memory_mb`` is the growth.
 3. Read ``VmRSS``, reset the kernel's peak-RSS mark (write ``5`` to ``/proc/self/clear_refs``,
    Linux >= 4.0: ``VmHWM`` := ``VmRSS``), run one forward, read ``VmHWM``.
@@ -35,12 +36,13 @@ so without it a forward's scratch is allocated, and counted, inside that forward
    kernel tables) are paid by a tiny model when the worker starts and are not counted. Measured
    here: the same architecture's peak agrees to within 1% whatever was measured before it.
 
-Latency worker, per candidate: build, ``warmup`` untimed forwards (at least one: it fills the
+Latency worker, per candidate: build (``init=False`` too: normal(0, 0.02) values, so the kernels
+run on the same kind of numbers as with the seeded init), ``warmup`` untimed forwards (at least one: it fills the
 heap the timed forwards recycle), then timed forwards (garbage collector off) until the stopping
 rule of :mod:`lts.cost.protocol` is met. Each forward is timed by the wall clock
 (``perf_counter``) and by the thread's CPU time (``thread_time``); the protocol's clock says which
 one is the latency. With ``prepare`` / ``time`` requests the build and warm-up run while the memory
-worker measures, and only the timed forwards run alone.
+worker measures (and the first timed forward or so, see :mod:`lts.cost.measure`).
 
 On CUDA one worker (``--role both``) does both: the caching allocator's counters are exact tensor
 bytes and do not depend on history. ``memory_allocated()`` before the build is the baseline;
@@ -292,8 +294,9 @@ class Handler:
                 mem.settle()
                 base = mem.rss()
         t0 = time.perf_counter()
-        # The CPU memory worker only needs the pages and the shapes, not the seeded values.
-        model = build_model(cfg, device=dev, init=not (measure_weights and not cuda)).eval()
+        # Timing and memory need the pages, shapes and kind of values, not the seeded draws: a
+        # repeated seeded block (build_model(init=False)) builds at copy speed.
+        model = build_model(cfg, device=dev, init=False).eval()
         sync()
         out[f"{self.role}_build_s"] = time.perf_counter() - t0
         weights_mb = None

@@ -62,7 +62,7 @@ def plan_run(
     """Check every setting of a new search (one-line LtsError otherwise); writes nothing, so a refused
     search leaves the database as it was (the CLI plans before it opens the store).
 
-    ``memory_limit_mb``: a candidate needing more is infeasible and never timed (so is one over a
+    ``memory_limit_mb``: a candidate needing more is infeasible, its latency not recorded (so is one over a
     ``max_memory_mb`` constraint).
     """
     from lts.cost.protocol import Protocol
