@@ -183,7 +183,8 @@ def cmd_measure(args: argparse.Namespace) -> None:
     configs = [cfg for _, cfg in _read_configs(args.file)]  # a bad file fails before any measuring
     device = detect_device(args.device_name, kind=args.kind, threads=args.threads)
     protocol = Protocol(batch=args.batch, seq_len=args.seq_len, backend=args.backend, kind=args.kind,
-                        threads=device.threads)
+                        threads=device.threads, workload=args.workload, prompt_len=args.prompt_len,
+                        new_tokens=args.new_tokens)
     with Measurer(device, protocol, memory_limit_mb=args.memory_limit_mb, timeout_s=args.timeout) as m:
         for cfg in configs:
             row = m.measure(cfg).to_dict()
@@ -248,6 +249,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             strategy=args.strategy, seed=args.seed, generation=args.generation,
             population=args.population or default_population(args.surrogate),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
+            workload=args.workload, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
             surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z,
                                         inner_generations=args.surrogate_inner) if args.surrogate else None,
             drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
@@ -298,7 +300,9 @@ def _print_frontier(store: Any, run_id: str, fmt: str) -> None:
 
     rows = sorted(frontier_rows(store, run_id), key=lambda r: -r["decoder_params"])
     proxies = sorted({k for r in rows for k in r if k.startswith("proxy:")})  # the run's proxy objectives
-    columns = _FRONT_COLUMNS[:2] + [p.split(":", 1)[1] for p in proxies] + _FRONT_COLUMNS[2:]
+    # the generate workload's figures, when the run measured them
+    generated = [c for c in ("prefill_ms", "decode_ms_per_token", "tokens_per_s") if any(r.get(c) is not None for r in rows)]
+    columns = _FRONT_COLUMNS[:2] + [p.split(":", 1)[1] for p in proxies] + _FRONT_COLUMNS[2:4] + generated + _FRONT_COLUMNS[4:]
     rows = [{**r, **{p.split(":", 1)[1]: r[p] for p in proxies}} for r in rows]
     if fmt == "json":
         for r in rows:
@@ -366,6 +370,16 @@ def cmd_import(args: argparse.Namespace) -> None:
     print(f"imported {args.bundle}: {summary_line(added)}")
 
 
+def _workload_args(p: argparse.ArgumentParser) -> None:
+    from lts.space.config import LIMITS
+
+    p.add_argument("--workload", choices=["forward", "generate"], default="forward",
+                   help="forward: one forward over (batch, seq-len); generate: a prompt's prefill, then one "
+                   "token at a time with the KV cache / memory (prefill_ms, decode_ms_per_token, tokens_per_s)")
+    p.add_argument("--prompt-len", type=int_arg(1, LIMITS["prompt_len"]), default=64, help="generate: prompt tokens")
+    p.add_argument("--new-tokens", type=int_arg(1, LIMITS["new_tokens"]), default=32, help="generate: new tokens")
+
+
 def _add_search_commands(sub: Any) -> None:
     def db_arg(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--db", help="SQLite database (default: $LTS_DB or results/lts.db)")
@@ -400,6 +414,7 @@ def _add_search_commands(sub: Any) -> None:
                    help="evolution: children per generation")
     s.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
     s.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: the space's tgt_len")
+    _workload_args(s)
     s.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), default=1)
     s.add_argument("--surrogate", action="store_true",
                    help="screen children by predicted latency/memory; measure only those that may reach the front")
@@ -482,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--device-name", required=True, help="name of this device in the results")
     ms.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
     ms.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: each config's tgt_len")
+    _workload_args(ms)
     ms.add_argument("--backend", default="torch", help="torch (the only backend wired in)")
     ms.add_argument("--kind", default="cpu", choices=["cpu", "cuda"])
     ms.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), help="torch threads (default 1)")

@@ -3,7 +3,8 @@
 An :class:`Objective` says what a search optimises: its name, its direction, whether it is cheap
 (computed from the config on any machine) or measured on the run's device, and where its value
 lives in a member row. Built in: ``proxy`` (decoder parameters, LTS's perplexity surrogate,
-maximised), ``latency`` and ``memory`` (measured, minimised). Every proxy of
+maximised), ``latency`` and ``memory`` (measured, minimised), and with the generate workload
+``prefill``, ``decode`` (minimised) and ``tokens_per_s`` (maximised). Every proxy of
 :mod:`lts.proxies.registry` is an objective too, under its own name (``zerolm``, ``synflow``, ...):
 the runner computes it for each candidate (:mod:`lts.search.scoring`) and caches the value per
 architecture, like a measurement.
@@ -47,10 +48,17 @@ BUILTIN: dict[str, Objective] = {
     "proxy": Objective("proxy", "decoder_params", -1, False, None, "decoder (non-embedding) parameters, analytic"),
     "latency": Objective("latency", "latency_ms", 1, True, None, "latency on the run's device"),
     "memory": Objective("memory", "peak_memory_mb", 1, True, None, "peak memory on the run's device"),
+    # the generate workload's figures (lts.cost.protocol); latency is then one whole generation
+    "prefill": Objective("prefill", "prefill_ms", 1, True, None, "prefill latency of the prompt (--workload generate)"),
+    "decode": Objective("decode", "decode_ms_per_token", 1, True, None,
+                        "median decode latency per new token, with the KV cache / memory (--workload generate)"),
+    "tokens_per_s": Objective("tokens_per_s", "tokens_per_s", -1, True, None,
+                              "decode throughput, new tokens per second (--workload generate)"),
 }
+GENERATION_OBJECTIVES = ("prefill", "decode", "tokens_per_s")
 # name -> (column, sign) of the built-in objectives (callers that only know these three)
 OBJECTIVES: dict[str, tuple[str, int]] = {k: (o.column, o.sign) for k, o in BUILTIN.items()}
-MEASURED = ("latency", "memory")
+MEASURED = ("latency", "memory", *GENERATION_OBJECTIVES)
 
 
 def proxy_column(name: str) -> str:

@@ -81,6 +81,11 @@ class Measurement:
     converged: bool | None = None  # the median's 95% CI met the protocol's rel_ci
     latency_wall_ms: float | None = None  # median elapsed time (= latency_ms with the wall clock)
     latency_cpu_ms: float | None = None  # median thread CPU time (= latency_ms with the cpu clock)
+    # the generate workload (None for forward): latency_ms is then one whole generation
+    prefill_ms: float | None = None  # median prefill of the prompt
+    decode_ms_per_token: float | None = None  # median decode step, over every step of every repeat
+    decode_p90_ms: float | None = None  # its 90th percentile
+    tokens_per_s: float | None = None  # decode throughput: 1000 / decode_ms_per_token
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +95,8 @@ class Measurement:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+GENERATION_FIELDS = ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s")
 
 # The reasons a candidate is refused by the memory limit (not by the device): such a measurement
 # holds only under that limit, so a run with a larger limit (or none) measures the candidate again.
@@ -351,6 +358,7 @@ class Measurer:
                 infeasible=infeasible, seconds=time.perf_counter() - t0,
                 weights_memory_mb=fields.get("weights_memory_mb"), converged=fields.get("converged"),
                 latency_wall_ms=fields.get("wall_ms"), latency_cpu_ms=fields.get("cpu_ms"),
+                **{k: fields.get(k) for k in GENERATION_FIELDS},
             )
 
         limit = self.memory_limit_mb
@@ -442,7 +450,8 @@ class Measurer:
         avail_kb = _proc_kb("/proc/meminfo", "MemAvailable")
         if avail_kb is None:
             return False
-        seq = self.protocol.seq_len_for(cfg)
+        p = self.protocol
+        seq = p.prompt_len + p.new_tokens if p.workload == "generate" else p.seq_len_for(cfg)
         est = 4 * total_params(cfg) + 3 * 4 * self.protocol.batch * seq * cfg.vocab_size
         return 2 * est < 0.25 * avail_kb * 1024
 

@@ -1,8 +1,18 @@
-"""The measurement protocol: what is timed (input shape, backend, device kind, threads, clock).
+"""The measurement protocol: what is timed (workload, input shape, backend, device kind, threads, clock).
 
 Defaults follow LTS: batch 1 and a segment of the config's ``tgt_len`` tokens (``seq_len=None``);
 Transformer-XL is timed in the steady state, with a full memory of ``mem_len`` steps. Inputs are
 the same seeded random tokens for every candidate.
+
+Workloads: ``forward`` (above) times one forward over ``(batch, seq_len)``, the output log-probs of
+every position included. ``generate`` times what a deployed language model does: a prefill of a
+``prompt_len``-token prompt, then ``new_tokens`` decode steps of one token each, with GPT-2's KV
+cache or Transformer-XL's recurrence memory (starting empty, growing to ``mem_len``); each step
+computes the next-token log-probs of the last position only. One timed repeat is one whole
+generation (its elapsed or CPU time is the latency the stopping rule reads); the figures are the
+median prefill, the median and p90 decode step over every step of every repeat, and decode
+throughput ``tokens_per_s`` = 1000 / median decode step. Peak memory covers one whole generation,
+the cache included. Tokens are seeded random ids (what is generated does not change the cost).
 
 ``key`` names only what changes the measured value -- backend, kind, batch, seq_len, threads and
 (when it is not the default for the kind and threads) the clock, e.g. ``torch-cpu-b1-sdefault-t1``
@@ -44,6 +54,7 @@ CANDIDATE_TIMEOUT_S = 120.0
 DEFAULT_THREADS = 1
 BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (see README)
 CLOCKS = ("wall", "cpu")
+WORKLOADS = ("forward", "generate")
 
 
 def _pos_int(name: str, v: Any) -> None:
@@ -68,9 +79,18 @@ class Protocol:
     max_repeats: int = 50
     warmup: int = 1  # untimed forwards before the timed ones (they also fill the heap those recycle)
     clock: str | None = None  # "wall" or "cpu"; None: "cpu" for one CPU thread, else "wall"
+    workload: str = "forward"  # or "generate": prefill + per-token decode (see the module docstring)
+    prompt_len: int = 64  # generate: prompt tokens
+    new_tokens: int = 32  # generate: decode steps
 
     def __post_init__(self) -> None:
         _pos_int("batch", self.batch)
+        if self.workload not in WORKLOADS:
+            raise LtsError(f"protocol workload must be one of {list(WORKLOADS)}, got {self.workload!r}")
+        _pos_int("prompt_len", self.prompt_len)
+        _pos_int("new_tokens", self.new_tokens)
+        if self.workload == "generate" and self.seq_len is not None:
+            raise LtsError("protocol seq_len is for the forward workload; generate takes prompt_len and new_tokens")
         if self.seq_len is not None:
             _pos_int("seq_len", self.seq_len)
         if self.backend not in BACKENDS:
@@ -99,10 +119,14 @@ class Protocol:
 
     @property
     def key(self) -> str:
-        """Stable, readable cache key, e.g. ``torch-cpu-b1-sdefault-t1``."""
-        seq = "default" if self.seq_len is None else str(self.seq_len)
+        """Stable, readable cache key, e.g. ``torch-cpu-b1-sdefault-t1`` or, generating 32 tokens after
+        a 64-token prompt, ``torch-cpu-b1-g64+32-t1``."""
+        if self.workload == "generate":
+            shape = f"g{self.prompt_len}+{self.new_tokens}"
+        else:
+            shape = "s" + ("default" if self.seq_len is None else str(self.seq_len))
         clock = "" if self.clock == self.default_clock else f"-{self.clock}"
-        return f"{self.backend}-{self.kind}-b{self.batch}-s{seq}-t{self.threads}{clock}"
+        return f"{self.backend}-{self.kind}-b{self.batch}-{shape}-t{self.threads}{clock}"
 
     @property
     def default_clock(self) -> str:

@@ -187,8 +187,10 @@ def guard_bytes(memory_limit_mb: float | None) -> float | None:
 
 
 # -- one candidate ----------------------------------------------------------------------------
-def _timed_loop(fwd: Callable[[], Any], sync: Callable[[], None], proto: Any) -> tuple[list[float], list[float]]:
-    """Wall-clock and thread-CPU seconds of each timed forward; the protocol's clock decides when to stop."""
+def _timed_loop(fwd: Callable[[], Any], sync: Callable[[], None], proto: Any,
+                keep: list[Any] | None = None) -> tuple[list[float], list[float]]:
+    """Wall-clock and thread-CPU seconds of each timed forward; the protocol's clock decides when to stop.
+    ``keep``: where each call's return value goes (a generation returns its step times)."""
     from lts.cost.stats import ci_within
 
     walls: list[float] = []
@@ -205,6 +207,8 @@ def _timed_loop(fwd: Callable[[], Any], sync: Callable[[], None], proto: Any) ->
             t1, c1 = time.perf_counter(), time.thread_time()
             walls.append(t1 - t0)
             cpus.append(c1 - c0)
+            if keep is not None:
+                keep.append(out)
             del out
             n = len(walls)
             if n < proto.min_repeats:
@@ -314,6 +318,10 @@ class Handler:
         if fault == "raise":
             raise RuntimeError("injected fault")
 
+        if proto.workload == "generate":
+            fwd = _generation(model, cfg, proto, dev, sync)
+            return {"fwd": fwd, "sync": sync, "proto": proto, "cuda": cuda, "base": base,
+                    "weights_mb": weights_mb, "model": model}
         with torch.inference_mode():
             if isinstance(cfg, TransXLConfig):
                 mems = model.init_mems(batch, cfg.mem_len)  # steady state: a full memory
@@ -372,19 +380,77 @@ class Handler:
 
         t3 = time.perf_counter()
         proto = held["proto"]
+        steps: list[Any] = []
         with torch.inference_mode():
-            walls, cpus = _timed_loop(held["fwd"], held["sync"], proto)
+            walls, cpus = _timed_loop(held["fwd"], held["sync"], proto,
+                                      steps if proto.workload == "generate" else None)
         wall_ms = [t * 1000 for t in walls]
         cpu_ms = [t * 1000 for t in cpus]
         ms = cpu_ms if proto.clock == "cpu" else wall_ms
         med, lo, hi = median_ci(ms)
-        return {"latency_ms": med, "latency_cv": cv(ms), "repeats": len(ms), "ci_ms": [lo, hi],
+        gen = _generation_figures(steps, proto.clock == "cpu") if steps else {}
+        return {**gen, "latency_ms": med, "latency_cv": cv(ms), "repeats": len(ms), "ci_ms": [lo, hi],
                 "converged": ci_within(ms, proto.rel_ci), "timing_s": time.perf_counter() - t3,
                 "wall_ms": median_ci(wall_ms)[0], "wall_cv": cv(wall_ms),
                 # the host thread's CPU time says nothing about a GPU's work
                 "cpu_ms": None if held["cuda"] else median_ci(cpu_ms)[0],
                 "cpu_cv": None if held["cuda"] else cv(cpu_ms),
                 "samples_ms": [round(t, 4) for t in ms]}
+
+
+def _generation(model: Any, cfg: Any, proto: Any, dev: str, sync: Callable[[], None]) -> Callable[[], Any]:
+    """One generation: prefill ``prompt_len`` tokens, then ``new_tokens`` single-token steps with the
+    KV cache (GPT-2) or the recurrence memory (Transformer-XL, starting empty); every step computes
+    the last position's log-probs. The call returns ``(prefill, steps)``, each ``(wall_s, cpu_s)``."""
+    import torch
+
+    from lts.space.config import TransXLConfig
+
+    P, N, B = proto.prompt_len, proto.new_tokens, proto.batch
+    if not isinstance(cfg, TransXLConfig) and P + N > cfg.tgt_len:
+        raise ValueError(f"generating needs prompt_len + new_tokens = {P + N} positions; this GPT-2 learns "
+                         f"tgt_len={cfg.tgt_len}")
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(cfg.vocab_size, (B, P), generator=gen).to(dev)
+    new = torch.randint(cfg.vocab_size, (B, N), generator=gen).to(dev)
+    xl = isinstance(cfg, TransXLConfig)
+    if not xl:
+        from transformers import DynamicCache
+
+    def step(idx: torch.Tensor, state: Any) -> tuple[Any, tuple[float, float]]:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        if xl:
+            h, state = model.hidden(idx, state)
+        else:
+            h = model.hidden(idx, cache=state)
+        y = model.crit.log_prob(h[:, -1])
+        sync()
+        del y
+        return state, (time.perf_counter() - t0, time.thread_time() - c0)
+
+    def run() -> tuple[tuple[float, float], list[tuple[float, float]]]:
+        state = model.init_mems(B, 0) if xl else DynamicCache()
+        state, prefill = step(prompt, state)
+        steps = []
+        for j in range(N):
+            state, t = step(new[:, j:j + 1], state)
+            steps.append(t)
+        return prefill, steps
+
+    return run
+
+
+def _generation_figures(runs: list[Any], cpu_clock: bool) -> dict[str, Any]:
+    """Median prefill, median and p90 decode step (ms) over every step of ``runs``, decode tokens/s."""
+    from statistics import median, quantiles
+
+    k = 1 if cpu_clock else 0
+    prefill = [r[0][k] * 1000 for r in runs]
+    steps = [t[k] * 1000 for r in runs for t in r[1]]
+    decode = median(steps)
+    p90 = quantiles(steps, n=10)[-1] if len(steps) > 1 else decode
+    return {"prefill_ms": median(prefill), "decode_ms_per_token": decode, "decode_p90_ms": p90,
+            "tokens_per_s": 1000.0 / decode if decode > 0 else None}
 
 
 def one_line_reason(exc: BaseException) -> str:

@@ -21,7 +21,8 @@ from lts.errors import LtsError
 from lts.store import measurements
 from lts.store.db import Store
 
-_KEY = re.compile(r"^(?P<backend>[a-z0-9_]+)-(?P<kind>cpu|cuda)-b(?P<batch>\d+)-s(?P<seq>default|\d+)"
+_KEY = re.compile(r"^(?P<backend>[a-z0-9_]+)-(?P<kind>cpu|cuda)-b(?P<batch>\d+)"
+                  r"-(?:s(?P<seq>default|\d+)|g(?P<prompt>\d+)\+(?P<new>\d+))"
                   r"-t(?P<threads>\d+)(?:-(?P<clock>wall|cpu))?$")
 FINGERPRINT = ["cpu_model", "cores", "ram_gb", "gpu", "torch_version"]
 PROVENANCE_COLUMNS = ["arch_id", "device_name", "device_id", "protocol", "backend", "kind", "batch", "seq_len",
@@ -39,14 +40,18 @@ class VarianceRule:
 
 
 def parse_protocol_key(key: str) -> dict[str, Any] | None:
-    """``torch-cpu-b1-sdefault-t1`` -> backend, kind, batch, seq_len (None = config's), threads, clock."""
+    """``torch-cpu-b1-sdefault-t1`` -> backend, kind, batch, seq_len (None = config's), threads, clock;
+    a generate key (``torch-cpu-b1-g64+32-t1``) gives workload, prompt_len and new_tokens instead of seq_len."""
     m = _KEY.match(key or "")
     if not m:
         return None
     threads = int(m["threads"])
     clock = m["clock"] or ("cpu" if m["kind"] == "cpu" and threads == 1 else "wall")
-    return {"backend": m["backend"], "kind": m["kind"], "batch": int(m["batch"]),
-            "seq_len": None if m["seq"] == "default" else int(m["seq"]), "threads": threads, "clock": clock}
+    out: dict[str, Any] = {"backend": m["backend"], "kind": m["kind"], "batch": int(m["batch"]),
+                           "threads": threads, "clock": clock}
+    if m["prompt"] is not None:
+        return {**out, "workload": "generate", "prompt_len": int(m["prompt"]), "new_tokens": int(m["new"])}
+    return {**out, "seq_len": None if m["seq"] == "default" else int(m["seq"])}
 
 
 def protocol_from_key(key: str) -> Any:
@@ -55,7 +60,8 @@ def protocol_from_key(key: str) -> Any:
 
     parts = parse_protocol_key(key)
     if parts is None:
-        raise LtsError(f"protocol key {key!r} is not of the form BACKEND-KIND-bBATCH-sSEQ-tTHREADS[-CLOCK]")
+        raise LtsError(f"protocol key {key!r} is not of the form BACKEND-KIND-bBATCH-sSEQ-tTHREADS[-CLOCK] "
+                       "(or -gPROMPT+NEW- for generating)")
     return Protocol(**parts)
 
 

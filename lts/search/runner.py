@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lts.errors import LtsError
 from lts.jobs import lifecycle
-from lts.objectives import (MEASURED, Constraints, hv_reference, objective, objective_matrix,
-                                   proxy_objectives)
+from lts.objectives import (GENERATION_OBJECTIVES, MEASURED, Constraints, hv_reference, objective,
+                            objective_matrix, proxy_objectives)
 from lts.pareto import hypervolume, pareto_mask
 from lts.search.scoring import ProxyScorer, default_proxy_settings
 from lts.search.strategies import STRATEGIES, EvolutionSettings, make_strategy
@@ -38,6 +38,9 @@ from lts.surrogate.assist import Screen, SurrogateSettings
 from lts.surrogate.drift import DriftMonitor, DriftSettings
 
 MeasureFn = Callable[[Config], Mapping[str, Any]]
+# what a member row takes from its measurement (the columns Store.run_rows joins in)
+MEMBER_MEASUREMENT = ("latency_ms", "peak_memory_mb", "infeasible", "prefill_ms", "decode_ms_per_token",
+                      "decode_p90_ms", "tokens_per_s")
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,10 @@ class SearchRunner:
         for name, col, limit in (("latency", "latency_ms", c.max_latency_ms), ("memory", "peak_memory_mb", c.max_memory_mb)):
             if name in self.settings.objectives:
                 scales[name] = float(limit) if limit else 1.5 * max(float(m[col]) for m in feasible)
+        for name in GENERATION_OBJECTIVES:
+            if name in self.settings.objectives:
+                col = objective(name).column
+                scales[name] = 1.5 * max((float(m[col]) for m in feasible if m.get(col) is not None), default=1.0)
         for name in self.settings.proxies:  # 1.5 x the largest |value| so far (only positive values count, see hv_reference)
             col = objective(name).column
             scales[name] = 1.5 * max(abs(float(m[col])) for m in feasible) or 1.0
@@ -274,8 +281,7 @@ class SearchRunner:
         row: dict[str, Any] = {"arch_id": cfg.arch_id, "config_json": cfg.canonical_json(),
                                "eval_index": len(self.members), "generation": generation, **proxy_values(cfg)}
         if measurement is not None:
-            row.update(latency_ms=measurement.get("latency_ms"), peak_memory_mb=measurement.get("peak_memory_mb"),
-                       infeasible=measurement.get("infeasible"))
+            row.update({k: measurement.get(k) for k in MEMBER_MEASUREMENT})
         scores, new_scores = self._scores(cfg)
         for name, value in scores.items():
             row[objective(name).column] = value

@@ -20,7 +20,7 @@ from lts.errors import LtsError
 from lts.jobs import lifecycle
 from lts.jobs.process import process_alive, spawn_detached  # noqa: F401 - callers and tests reach them here
 from lts.search import defaults
-from lts.objectives import Constraints, parse_objectives
+from lts.objectives import GENERATION_OBJECTIVES, Constraints, parse_objectives
 from lts.search.runner import SearchRunner, SearchSettings, create_run, memory_limit_of
 from lts.search.strategies import EvolutionSettings
 from lts.space.ranges import SearchSpace, load_space
@@ -55,6 +55,9 @@ def plan_run(
     batch: int = 1,
     seq_len: int | None = None,
     threads: int = 1,
+    workload: str = "forward",
+    prompt_len: int = 64,
+    new_tokens: int = 32,
     surrogate: SurrogateSettings | None = None,
     drift: DriftSettings | None = None,
     memory_limit_mb: float | None = None,
@@ -78,7 +81,18 @@ def plan_run(
         raise LtsError(f"memory limit must be a positive number of MB, got {memory_limit_mb!r}")
     if settings.needs_measurement and not (device_name and device_name.strip()):
         raise LtsError("a device name is required for a search that measures latency or memory (--device-name NAME)")
-    protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads) if settings.needs_measurement else None
+    protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads, workload=workload, prompt_len=prompt_len,
+                        new_tokens=new_tokens) if settings.needs_measurement else None
+    generated = [o for o in settings.objectives if o in GENERATION_OBJECTIVES]
+    if generated and (protocol is None or protocol.workload != "generate"):
+        raise LtsError(f"objective {generated[0]} is measured by generating: add --workload generate")
+    space_ = settings.space
+    if protocol is not None and protocol.workload == "generate" and space_.family == "gpt2" \
+            and prompt_len + new_tokens > int(space_.fixed.get("tgt_len", 0)):
+        raise LtsError(f"generating {prompt_len} + {new_tokens} tokens needs that many positions; this GPT-2 space "
+                       f"learns tgt_len={space_.fixed.get('tgt_len')}")
+    if surrogate is not None and protocol is not None and protocol.workload == "generate":
+        raise LtsError("the cost surrogate models the forward workload; --surrogate cannot assist --workload generate")
     return RunPlan(settings, protocol, float(memory_limit_mb) if memory_limit_mb is not None else None)
 
 

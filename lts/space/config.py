@@ -59,6 +59,8 @@ LIMITS: dict[str, int] = {
     "generation": 10_000,
     "batch": 4_096,
     "seq_len": 65_536,
+    "prompt_len": 65_536,
+    "new_tokens": 65_536,
     "threads": 1_024,
     "surrogate_pool": 1_000,
     "timeout_s": 86_400,  # lts measure --timeout, seconds per candidate

@@ -40,7 +40,7 @@ from lts import __version__
 from lts.cost.device import KINDS
 from lts.errors import LtsError
 from lts.space.config import CONFIG_TYPES, config_from_json
-from lts.store.db import LEGACY_DARTS_RUNS, Store, run_statements
+from lts.store.db import LEGACY_DARTS_RUNS, MEASUREMENT_FIELDS, Store, run_statements
 from lts.store.runs import merged_state, progress_json, split_state
 
 FORMAT = "lts-results-bundle"
@@ -83,7 +83,8 @@ _flag = {"type": "integer", "enum": [0, 1]}
 _MEASUREMENT = {
     "arch_id": _arch_id, "device_id": _id, "protocol": _protocol, "latency_ms": _amount, "latency_cv": _amount,
     "repeats": _int(null=True), "peak_memory_mb": _amount, "infeasible": _text, "seconds": _amount,
-    "measured_at": _time,
+    "measured_at": _time, "prefill_ms": _amount, "decode_ms_per_token": _amount, "decode_p90_ms": _amount,
+    "tokens_per_s": _amount,
 }
 BUNDLE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -150,8 +151,7 @@ RUN_COLUMNS = ("run_id", "family", "space_json", "strategy", "objectives_json", 
 STORED_RUN_COLUMNS = tuple(k for k in RUN_COLUMNS if k != "state_json") + (
     "state_json", "settings_json", "progress_json", "reproduces")
 _JSON_COLUMNS = ("space_json", "objectives_json", "constraints_json", "state_json", "settings_json", "progress_json")
-MEASUREMENT_COLUMNS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats",
-                       "peak_memory_mb", "infeasible", "seconds", "measured_at")
+MEASUREMENT_COLUMNS = MEASUREMENT_FIELDS
 MEMBER_COLUMNS = ("run_id", "arch_id", "eval_index", "generation", "feasible", "on_frontier")
 HISTORY_COLUMNS = MEASUREMENT_COLUMNS + ("replaced_at", "job_id")
 PACKAGES = ("lts", "torch", "numpy", "pandas", "scipy", "pymoo", "streamlit", "plotly")

@@ -378,9 +378,18 @@ _V_CURVES = """
 ALTER TABLE validation_results ADD COLUMN curve_json TEXT
 """
 
+# The generate workload's figures (lts.cost.protocol): NULL for a forward measurement.
+_V_GENERATE = "\n".join(
+    f"ALTER TABLE {table} ADD COLUMN {column} REAL;" for table in ("measurements", "measurement_history")
+    for column in ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s"))
+
 # Index i upgrades a database at version i to version i + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS, _V_CURVES]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS, _V_CURVES, _V_GENERATE]
 SCHEMA_VERSION = len(MIGRATIONS)
+# A measurement row (measurements and measurement_history), as bundles carry it too.
+MEASUREMENT_FIELDS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb",
+                      "infeasible", "seconds", "measured_at", "prefill_ms", "decode_ms_per_token", "decode_p90_ms",
+                      "tokens_per_s")
 
 
 # Marks a file as an lts database (``PRAGMA application_id``), so that a foreign SQLite file given
@@ -639,12 +648,11 @@ class Store:
     @staticmethod
     def insert_measurement(conn: sqlite3.Connection, m: dict[str, Any], replace: bool = False) -> None:
         """Cache a measurement; an existing one for the same (arch, device, protocol) stays unless ``replace``."""
+        values = {**{k: m.get(k) for k in MEASUREMENT_FIELDS}, "measured_at": m.get("measured_at") or time.time()}
         conn.execute(
-            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO measurements (arch_id, device_id, protocol, latency_ms, latency_cv, repeats,"
-            " peak_memory_mb, infeasible, seconds, measured_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (m["arch_id"], m["device_id"], m["protocol"], m.get("latency_ms"), m.get("latency_cv"),
-             m.get("repeats"), m.get("peak_memory_mb"), m.get("infeasible"), m.get("seconds"),
-             m.get("measured_at") or time.time()),
+            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO measurements ({','.join(MEASUREMENT_FIELDS)})"
+            f" VALUES ({','.join('?' * len(MEASUREMENT_FIELDS))})",
+            [values[k] for k in MEASUREMENT_FIELDS],
         )
 
     def measurement(self, arch_id: str, device_id: str, protocol: str) -> dict[str, Any] | None:
@@ -676,7 +684,8 @@ class Store:
         return self.query(
             f"""SELECT m.eval_index, m.generation, m.feasible, m.on_frontier, a.arch_id, a.family,
                        a.decoder_params, a.total_params, a.flops, a.n_layer, a.d_model, a.config_json,
-                       x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb, x.infeasible
+                       x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb, x.infeasible,
+                       x.prefill_ms, x.decode_ms_per_token, x.decode_p90_ms, x.tokens_per_s
                 FROM run_members m JOIN architectures a USING (arch_id)
                 LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = ? AND x.protocol = ?
                 WHERE m.run_id = ? {where} ORDER BY m.eval_index""",

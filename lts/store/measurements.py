@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from lts.errors import LtsError
-from lts.store.db import Store
-
-MEASUREMENT_FIELDS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb",
-                      "infeasible", "seconds", "measured_at")
+from lts.store.db import MEASUREMENT_FIELDS, Store
 Key = tuple[str, str, str]  # (arch_id, device_id, protocol)
 
 
