@@ -184,7 +184,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
     device = detect_device(args.device_name, kind=args.kind, threads=args.threads)
     protocol = Protocol(batch=args.batch, seq_len=args.seq_len, backend=args.backend, kind=args.kind,
                         threads=device.threads, workload=args.workload, prompt_len=args.prompt_len,
-                        new_tokens=args.new_tokens)
+                        new_tokens=args.new_tokens, quant=args.quant)
     with Measurer(device, protocol, memory_limit_mb=args.memory_limit_mb, timeout_s=args.timeout) as m:
         for cfg in configs:
             row = m.measure(cfg).to_dict()
@@ -249,7 +249,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             strategy=args.strategy, seed=args.seed, generation=args.generation,
             population=args.population or default_population(args.surrogate),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
-            workload=args.workload, prompt_len=args.prompt_len, new_tokens=args.new_tokens,
+            workload=args.workload, prompt_len=args.prompt_len, new_tokens=args.new_tokens, quant=args.quant,
             surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z,
                                         inner_generations=args.surrogate_inner) if args.surrogate else None,
             drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
@@ -378,6 +378,8 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
                    "token at a time with the KV cache / memory (prefill_ms, decode_ms_per_token, tokens_per_s)")
     p.add_argument("--prompt-len", type=int_arg(1, LIMITS["prompt_len"]), default=64, help="generate: prompt tokens")
     p.add_argument("--new-tokens", type=int_arg(1, LIMITS["new_tokens"]), default=32, help="generate: new tokens")
+    p.add_argument("--quant", choices=["none", "int8"], default="none",
+                   help="int8: the decoder's Linear layers dynamically quantized (CPU; accuracy not measured)")
 
 
 def _add_search_commands(sub: Any) -> None:

@@ -14,6 +14,10 @@ median prefill, the median and p90 decode step over every step of every repeat, 
 throughput ``tokens_per_s`` = 1000 / median decode step. Peak memory covers one whole generation,
 the cache included. Tokens are seeded random ids (what is generated does not change the cost).
 
+Quantization: ``quant="int8"`` times and measures the model with its decoder's ``nn.Linear`` layers
+dynamically quantized to int8 (:mod:`lts.models.quantize`; embedding and softmax stay fp32). What
+that does to a trained model's perplexity is not measured by the protocol: validate it.
+
 ``key`` names only what changes the measured value -- backend, kind, batch, seq_len, threads and
 (when it is not the default for the kind and threads) the clock, e.g. ``torch-cpu-b1-sdefault-t1``
 -- so that a store can cache a measurement by (arch_id, device_id, protocol key). The stopping
@@ -55,6 +59,7 @@ DEFAULT_THREADS = 1
 BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (see README)
 CLOCKS = ("wall", "cpu")
 WORKLOADS = ("forward", "generate")
+QUANTS = ("none", "int8")
 
 
 def _pos_int(name: str, v: Any) -> None:
@@ -82,11 +87,16 @@ class Protocol:
     workload: str = "forward"  # or "generate": prefill + per-token decode (see the module docstring)
     prompt_len: int = 64  # generate: prompt tokens
     new_tokens: int = 32  # generate: decode steps
+    quant: str = "none"  # or "int8": the decoder's Linear layers dynamically quantized (lts.models.quantize)
 
     def __post_init__(self) -> None:
         _pos_int("batch", self.batch)
         if self.workload not in WORKLOADS:
             raise LtsError(f"protocol workload must be one of {list(WORKLOADS)}, got {self.workload!r}")
+        if self.quant not in QUANTS:
+            raise LtsError(f"protocol quant must be one of {list(QUANTS)}, got {self.quant!r}")
+        if self.quant == "int8" and self.kind != "cpu":
+            raise LtsError("int8 is PyTorch's dynamic quantization, which runs on CPU only: use kind 'cpu'")
         _pos_int("prompt_len", self.prompt_len)
         _pos_int("new_tokens", self.new_tokens)
         if self.workload == "generate" and self.seq_len is not None:
@@ -126,7 +136,8 @@ class Protocol:
         else:
             shape = "s" + ("default" if self.seq_len is None else str(self.seq_len))
         clock = "" if self.clock == self.default_clock else f"-{self.clock}"
-        return f"{self.backend}-{self.kind}-b{self.batch}-{shape}-t{self.threads}{clock}"
+        quant = "" if self.quant == "none" else f"-{self.quant}"
+        return f"{self.backend}-{self.kind}-b{self.batch}-{shape}-t{self.threads}{clock}{quant}"
 
     @property
     def default_clock(self) -> str:

@@ -301,6 +301,10 @@ class Handler:
         # Timing and memory need the pages, shapes and kind of values, not the seeded draws: a
         # repeated seeded block (build_model(init=False)) builds at copy speed.
         model = build_model(cfg, device=dev, init=False).eval()
+        if proto.quant == "int8":
+            from lts.models.quantize import quantize_int8
+
+            quantize_int8(model)
         sync()
         out[f"{self.role}_build_s"] = time.perf_counter() - t0
         weights_mb = None

@@ -23,7 +23,7 @@ from lts.store.db import Store
 
 _KEY = re.compile(r"^(?P<backend>[a-z0-9_]+)-(?P<kind>cpu|cuda)-b(?P<batch>\d+)"
                   r"-(?:s(?P<seq>default|\d+)|g(?P<prompt>\d+)\+(?P<new>\d+))"
-                  r"-t(?P<threads>\d+)(?:-(?P<clock>wall|cpu))?$")
+                  r"-t(?P<threads>\d+)(?:-(?P<clock>wall|cpu))?(?:-(?P<quant>int8))?$")
 FINGERPRINT = ["cpu_model", "cores", "ram_gb", "gpu", "torch_version"]
 PROVENANCE_COLUMNS = ["arch_id", "device_name", "device_id", "protocol", "backend", "kind", "batch", "seq_len",
                       "threads", "clock", "latency_ms", "latency_sd_ms", "latency_cv", "repeats", "peak_memory_mb",
@@ -48,7 +48,7 @@ def parse_protocol_key(key: str) -> dict[str, Any] | None:
     threads = int(m["threads"])
     clock = m["clock"] or ("cpu" if m["kind"] == "cpu" and threads == 1 else "wall")
     out: dict[str, Any] = {"backend": m["backend"], "kind": m["kind"], "batch": int(m["batch"]),
-                           "threads": threads, "clock": clock}
+                           "threads": threads, "clock": clock, "quant": m["quant"] or "none"}
     if m["prompt"] is not None:
         return {**out, "workload": "generate", "prompt_len": int(m["prompt"]), "new_tokens": int(m["new"])}
     return {**out, "seq_len": None if m["seq"] == "default" else int(m["seq"])}

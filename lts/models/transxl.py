@@ -99,6 +99,9 @@ class MemTransformerLM(nn.Module):
     history); ``None`` starts with an empty memory.
     """
 
+    # read as .weight (sliced), not called: int8 quantization leaves them fp32 (lts.models.quantize)
+    RAW_WEIGHT_LINEARS = ("qkv_net",)
+
     def __init__(self, cfg: TransXLShape, dropout: float = 0.0) -> None:
         super().__init__()
         self.config = cfg

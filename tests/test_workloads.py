@@ -1,5 +1,5 @@
-"""The generate workload: prefill + per-token decode with the KV cache / memory, as protocol, measurement,
-stored columns, bundle fields and search objectives."""
+"""Deployment-realistic protocols: the generate workload (prefill + per-token decode with the KV cache /
+memory, as protocol, measurement, stored columns, bundle fields and search objectives) and int8."""
 
 from __future__ import annotations
 
@@ -38,8 +38,10 @@ def test_protocols_that_differ_in_workload_never_share_a_cache_key():
     assert forward.key == "torch-cpu-b1-sdefault-t1"  # unchanged: measurements stored before stay valid
     keys = {p.key for p in (forward, Protocol(seq_len=64), Protocol(workload="generate"),
                             Protocol(workload="generate", prompt_len=16), Protocol(workload="generate", new_tokens=8),
-                            Protocol(workload="generate", batch=2), Protocol(workload="generate", threads=2))}
-    assert len(keys) == 7
+                            Protocol(workload="generate", batch=2), Protocol(workload="generate", threads=2),
+                            Protocol(quant="int8"), Protocol(workload="generate", quant="int8"))}
+    assert len(keys) == 9
+    assert Protocol(quant="int8").key == "torch-cpu-b1-sdefault-t1-int8"
     assert Protocol(workload="generate").key == "torch-cpu-b1-g64+32-t1"
     assert Protocol.from_dict(Protocol(workload="generate", prompt_len=8).to_dict()).key == "torch-cpu-b1-g8+32-t1"
     # more than one thread is timed by the wall clock (a thread's CPU time misses the others' work)
@@ -50,6 +52,10 @@ def test_protocols_that_differ_in_workload_never_share_a_cache_key():
 
     for key in keys:  # re-measuring and reproducing rebuild the protocol from its key
         assert protocol_from_key(key).key == key
+    with pytest.raises(LtsError, match="quant must be one of"):
+        Protocol(quant="int4")
+    with pytest.raises(LtsError, match="runs on CPU only"):
+        Protocol(kind="cuda", quant="int8")
     with pytest.raises(LtsError, match="workload must be one of"):
         Protocol(workload="chat")
     with pytest.raises(LtsError, match="seq_len is for the forward workload"):
@@ -145,3 +151,40 @@ def test_a_database_from_before_the_generate_workload_gains_its_columns(tmp_path
     assert {"prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s"} <= cols
     assert {"prefill_ms", "tokens_per_s"} <= {c.name for c in store.db["measurement_history"].columns}
     assert store.devices()[0]["device_id"] == FAKE_DEVICE["device_id"]
+
+
+@pytest.mark.parametrize("make", [gpt2, transxl], ids=["gpt2", "transxl"])
+def test_int8_quantizes_the_decoders_linear_layers_and_keeps_the_outputs_close(make):
+    import copy
+
+    import torch
+
+    from lts.models import build_model
+    from lts.models.quantize import quantize_int8
+
+    cfg = make(n_layer=2, d_model=256, d_embed=256, d_inner=1024)
+    fp32 = build_model(cfg).eval()
+    int8 = quantize_int8(copy.deepcopy(fp32))
+    quantized = [m for part in int8.decoder_modules() for m in part.modules()
+                 if type(m).__module__.startswith("torch.ao.nn.quantized")]
+    assert quantized  # the decoder's layers are int8 now
+    assert not any(type(m).__module__.startswith("torch.ao") for m in int8.crit.modules())  # softmax fp32
+    idx = torch.randint(cfg.vocab_size, (1, 32), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        if cfg.family == "transxl":
+            a, b = fp32(idx, mems=fp32.init_mems(1, 16))[0], int8(idx, mems=int8.init_mems(1, 16))[0]
+        else:
+            a, b = fp32(idx), int8(idx)
+    assert a.shape == b.shape and (a - b).abs().mean() < 0.05  # log-probs: close, not equal
+
+
+def test_an_int8_measurement_has_smaller_weights_and_its_own_cache_key():
+    device = detect_device("test-box")
+    cfg = gpt2(d_model=256, d_embed=64, d_inner=1024, vocab_size=500)  # decoder-heavy: int8 shows
+    got = {}
+    for quant in ("none", "int8"):
+        with Measurer(device, Protocol(seq_len=32, quant=quant, **FAST)) as m:
+            got[quant] = m.measure(cfg)
+    assert got["int8"].infeasible is None and got["int8"].protocol.endswith("-int8")
+    assert got["int8"].latency_ms > 0
+    assert got["int8"].weights_memory_mb < 0.8 * got["none"].weights_memory_mb  # measured: 0.70x (packed + int8 copies)
