@@ -204,6 +204,27 @@ def test_search_form_can_screen_with_the_surrogate(monkeypatch, tmp_path):
     assert settings.surrogate is not None and settings.evolution.population == 10
 
 
+def test_search_form_measures_generation_in_int8_and_refuses_decode_without_it(monkeypatch, tmp_path):
+    db = tmp_path / "gen.db"
+    at = page(monkeypatch, db, "views/search.py")
+    [m for m in at.multiselect if m.label == "Objectives"][0].set_value(["proxy", "decode"])
+    [n for n in at.number_input if n.label.startswith("Budget")][0].set_value(1)
+    [b for b in at.button if b.label == "Start search"][0].click().run()
+    assert at.error and "add --workload generate" in at.error[0].value
+    [x for x in at.selectbox if x.label == "Workload"][0].set_value("generate")
+    [x for x in at.selectbox if x.label == "Precision"][0].set_value("int8")
+    [b for b in at.button if b.label == "Start search"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    s = Store(db)
+    run = s.runs()[0]
+    assert run["protocol"] == "torch-cpu-b1-g64+32-t1-int8"
+    deadline = time.time() + 120
+    while s.run(run["run_id"])["status"] not in ("finished", "failed") and time.time() < deadline:
+        time.sleep(0.2)
+    member = s.run_rows(run["run_id"])[0]
+    assert s.run(run["run_id"])["status"] == "finished" and member["decode_ms_per_token"] > 0
+
+
 def figure(at: AppTest, index: int = 0) -> dict:
     import json
 

@@ -87,13 +87,16 @@ else:
             max_lat = c1.number_input("Max latency (ms, 0 = none)", 0.0, value=0.0)
             max_mem = c2.number_input("Max memory (MB, 0 = none)", 0.0, value=0.0)
             min_params = c3.number_input("Min decoder params (0 = none)", 0, value=0)
-            c1, c2, c3 = st.columns(3)
+            c1, c2, c3, c4 = st.columns(4)
             workload = c1.selectbox("Workload", ["forward", "generate"],
                                     help="forward: one forward over the space's tgt_len tokens; generate: a prompt's "
                                          "prefill, then one token at a time with the KV cache / memory (objectives "
                                          "prefill, decode, tokens_per_s)")
             prompt_len = c2.number_input("Prompt tokens (generate)", 1, 65_536, 64)
             new_tokens = c3.number_input("New tokens (generate)", 1, 65_536, 32)
+            quant = c4.selectbox("Precision", ["none", "int8"],
+                                 help="int8: the decoder's Linear layers dynamically quantized (CPU); what it does "
+                                      "to a trained model's perplexity is not measured: validate before shipping")
             screen = st.checkbox("Screen children with the cost surrogate (measure only those predicted near the front)",
                                  value=False, help="lts search --surrogate: see the Cost surrogates page for its error")
             # An address whose devices could not be listed must not quietly fall back to this host.
@@ -115,7 +118,8 @@ else:
                               seed=int(seed), threads=int(threads), strategy=strategy,
                               objectives=",".join(objectives), constraints=constraints,
                               surrogate=SurrogateSettings() if screen else None, population=default_population(screen),
-                              workload=workload, prompt_len=int(prompt_len), new_tokens=int(new_tokens))
+                              workload=workload, prompt_len=int(prompt_len), new_tokens=int(new_tokens),
+                              quant=quant)
 
 
 @st.fragment(run_every=2)
