@@ -37,8 +37,8 @@ so without it a forward's scratch is allocated, and counted, inside that forward
    here: the same architecture's peak agrees to within 1% whatever was measured before it.
 
 Latency worker, per candidate: build (``init=False`` too: normal(0, 0.02) values, so the kernels
-run on the same kind of numbers as with the seeded init), ``warmup`` untimed forwards (at least one: it fills the
-heap the timed forwards recycle), then timed forwards (garbage collector off) until the stopping
+run on the same kind of numbers as with the seeded init), ``warmup`` untimed forwards (at least
+one: it fills the heap the timed forwards recycle), then timed forwards (garbage collector off) until the stopping
 rule of :mod:`lts.cost.protocol` is met. Each forward is timed by the wall clock
 (``perf_counter``) and by the thread's CPU time (``thread_time``); the protocol's clock says which
 one is the latency. With ``prepare`` / ``time`` requests the build and warm-up run while the memory
@@ -322,21 +322,15 @@ class Handler:
         if fault == "raise":
             raise RuntimeError("injected fault")
 
+        fwd: Callable[[], Any]
         if proto.workload == "generate":
             fwd = _generation(model, cfg, proto, dev, sync)
-            return {"fwd": fwd, "sync": sync, "proto": proto, "cuda": cuda, "base": base,
-                    "weights_mb": weights_mb, "model": model}
-        with torch.inference_mode():
-            if isinstance(cfg, TransXLConfig):
+        elif isinstance(cfg, TransXLConfig):
+            with torch.inference_mode():
                 mems = model.init_mems(batch, cfg.mem_len)  # steady state: a full memory
-
-                def fwd() -> Any:
-                    return model(idx, mems=mems)[0]
-            else:
-
-                def fwd() -> Any:
-                    return model(idx)
-
+            fwd = lambda: model(idx, mems=mems)[0]  # noqa: E731
+        else:
+            fwd = lambda: model(idx)  # noqa: E731
         return {"fwd": fwd, "sync": sync, "proto": proto, "cuda": cuda, "base": base,
                 "weights_mb": weights_mb, "model": model}
 
