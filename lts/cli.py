@@ -399,9 +399,9 @@ def _add_search_commands(sub: Any) -> None:
                    "`lts proxies list` (e.g. zerolm,latency,memory)")
     s.add_argument("--max-latency-ms", type=float_arg(0))
     s.add_argument("--max-memory-mb", type=float_arg(0),
-                   help="constraint: candidates whose peak memory is higher are infeasible (and not timed)")
+                   help="constraint: candidates whose peak memory is higher are infeasible (their latency not recorded)")
     s.add_argument("--memory-limit-mb", type=float_arg(0, LIMITS["memory_mb"]),
-                   help="candidates needing more memory are infeasible without being timed (like lts measure)")
+                   help="candidates needing more memory are infeasible, their latency not recorded (like lts measure)")
     s.add_argument("--min-params", type=int_arg(1), help="minimum decoder parameters")
     s.add_argument("--max-params", type=int_arg(1), help="maximum decoder parameters")
     s.add_argument("--strategy", default="evolution",
