@@ -301,7 +301,9 @@ def _print_frontier(store: Any, run_id: str, fmt: str) -> None:
     rows = sorted(frontier_rows(store, run_id), key=lambda r: -r["decoder_params"])
     proxies = sorted({k for r in rows for k in r if k.startswith("proxy:")})  # the run's proxy objectives
     # the generate workload's figures, when the run measured them
-    generated = [c for c in ("prefill_ms", "decode_ms_per_token", "tokens_per_s") if any(r.get(c) is not None for r in rows)]
+    from lts.objectives import GENERATION_OBJECTIVES, objective
+
+    generated = [c for c in (objective(n).column for n in GENERATION_OBJECTIVES) if any(r.get(c) is not None for r in rows)]
     columns = _FRONT_COLUMNS[:2] + [p.split(":", 1)[1] for p in proxies] + _FRONT_COLUMNS[2:4] + generated + _FRONT_COLUMNS[4:]
     rows = [{**r, **{p.split(":", 1)[1]: r[p] for p in proxies}} for r in rows]
     if fmt == "json":

@@ -139,7 +139,10 @@ def test_generation_figures_are_stored_searched_resumed_and_bundled(tmp_path):
 
 
 def test_a_database_from_before_the_generate_workload_gains_its_columns(tmp_path):
-    from lts.store.db import MIGRATIONS
+    from lts.cost.protocol import GENERATION_FIELDS
+    from lts.store.db import GENERATION_COLUMNS, MIGRATIONS
+
+    assert GENERATION_COLUMNS == GENERATION_FIELDS
 
     conn = database_at(tmp_path / "old.db", len(MIGRATIONS) - 1)
     conn.execute("INSERT INTO devices (device_id, name, kind, record_json, created_at) VALUES (?,?,?,?,?)",

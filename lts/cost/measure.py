@@ -59,7 +59,7 @@ from typing import Any, Mapping
 
 from lts.cost.device import DeviceRecord
 from lts.cost.hostlock import HostLock, WaitCallback
-from lts.cost.protocol import CANDIDATE_TIMEOUT_S, Protocol
+from lts.cost.protocol import CANDIDATE_TIMEOUT_S, GENERATION_FIELDS, Protocol
 from lts.errors import LtsError
 from lts.space.counts import total_params
 
@@ -95,8 +95,6 @@ class Measurement:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 
-
-GENERATION_FIELDS = ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s")
 
 # The reasons a candidate is refused by the memory limit (not by the device): such a measurement
 # holds only under that limit, so a run with a larger limit (or none) measures the candidate again.

@@ -60,6 +60,8 @@ BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (se
 CLOCKS = ("wall", "cpu")
 WORKLOADS = ("forward", "generate")
 QUANTS = ("none", "int8")
+# what the generate workload measures beyond latency and memory (a Measurement's fields, stored columns)
+GENERATION_FIELDS = ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s")
 
 
 def _pos_int(name: str, v: Any) -> None:

@@ -33,14 +33,13 @@ from lts.space.config import Config, config_from_json
 from lts.space.counts import decoder_params, proxy_values
 from lts.space.ranges import SearchSpace
 from lts.store import jobs, runs
-from lts.store.db import Store
+from lts.store.db import GENERATION_COLUMNS, Store
 from lts.surrogate.assist import Screen, SurrogateSettings
 from lts.surrogate.drift import DriftMonitor, DriftSettings
 
 MeasureFn = Callable[[Config], Mapping[str, Any]]
 # what a member row takes from its measurement (the columns Store.run_rows joins in)
-MEMBER_MEASUREMENT = ("latency_ms", "peak_memory_mb", "infeasible", "prefill_ms", "decode_ms_per_token",
-                      "decode_p90_ms", "tokens_per_s")
+MEMBER_MEASUREMENT = ("latency_ms", "peak_memory_mb", "infeasible", *GENERATION_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -386,10 +386,12 @@ _V_GENERATE = "\n".join(
 # Index i upgrades a database at version i to version i + 1.
 MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V_TEAM, _V_RUN_STATE, _V_DARTS, _V_WEIGHTS, _V_CURVES, _V_GENERATE]
 SCHEMA_VERSION = len(MIGRATIONS)
-# A measurement row (measurements and measurement_history), as bundles carry it too.
+# A measurement row (measurements and measurement_history), as bundles carry it too. GENERATION_COLUMNS
+# are lts.cost.protocol.GENERATION_FIELDS, spelled out: importing lts.cost here adds 20 ms to every
+# start-up that opens a store (tests/test_workloads.py keeps the two equal).
+GENERATION_COLUMNS = ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s")
 MEASUREMENT_FIELDS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb",
-                      "infeasible", "seconds", "measured_at", "prefill_ms", "decode_ms_per_token", "decode_p90_ms",
-                      "tokens_per_s")
+                      "infeasible", "seconds", "measured_at", *GENERATION_COLUMNS)
 
 
 # Marks a file as an lts database (``PRAGMA application_id``), so that a foreign SQLite file given
@@ -685,7 +687,7 @@ class Store:
             f"""SELECT m.eval_index, m.generation, m.feasible, m.on_frontier, a.arch_id, a.family,
                        a.decoder_params, a.total_params, a.flops, a.n_layer, a.d_model, a.config_json,
                        x.latency_ms, x.latency_cv, x.repeats, x.peak_memory_mb, x.infeasible,
-                       x.prefill_ms, x.decode_ms_per_token, x.decode_p90_ms, x.tokens_per_s
+                       {", ".join("x." + c for c in GENERATION_COLUMNS)}
                 FROM run_members m JOIN architectures a USING (arch_id)
                 LEFT JOIN measurements x ON x.arch_id = m.arch_id AND x.device_id = ? AND x.protocol = ?
                 WHERE m.run_id = ? {where} ORDER BY m.eval_index""",
