@@ -4,8 +4,8 @@ finds with at least its decoder parameters, per measurement protocol, in one run
     .venv/bin/python bench/headline.py [--budget 16] [--seed 0] [--spaces gpt2,wide] [--rounds 2]
 
 The baseline is LTS's (16 layers, d_model 512, 8 heads, d_inner 2048, d_embed 512, div_val 1) on
-the space's vocabulary. For each space and protocol (torch forward at 1 and 2 threads, generate
-64 + 32 tokens at 1 thread) a search with ``--min-params`` = the baseline's decoder parameters and
+the space's vocabulary. For each space and protocol (torch forward at 1 and 2 threads, ONNX Runtime
+forward at 1 thread, generate 64 + 32 tokens at 1 thread) a search with ``--min-params`` = the baseline's decoder parameters and
 objectives proxy, latency, memory runs ``--budget`` evaluations; its fastest feasible member is the
 winner. Baseline and winner are then measured again side by side (``--rounds`` times each,
 alternating) and the latency and peak-memory ratios baseline / winner printed.
@@ -38,6 +38,7 @@ WIDE = {"family": "gpt2", "name": "wide", "n_layer": {"min": 2, "max": 16}, "d_m
         "d_embed": [128, 256, 512], "div_val": [1, 2, 4], "n_head": [2, 4, 8], "d_inner": {"min": 512, "max": 4096},
         "vocab_size": 50264, "cutoffs": [19997, 39997], "tgt_len": 192}
 PROTOCOLS = {"forward-t1": dict(threads=1), "forward-t2": dict(threads=2),
+             "forward-ort": dict(threads=1, backend="onnxruntime"),
              "generate-t1": dict(threads=1, workload="generate", prompt_len=64, new_tokens=32)}
 
 

@@ -250,7 +250,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             population=args.population or default_population(args.surrogate),
             batch=args.batch, seq_len=args.seq_len, threads=args.threads,
             workload=args.workload, prompt_len=args.prompt_len, new_tokens=args.new_tokens, quant=args.quant,
-            surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z,
+            backend=args.backend, surrogate=SurrogateSettings(pool_factor=args.surrogate_pool, z=args.surrogate_z,
                                         inner_generations=args.surrogate_inner) if args.surrogate else None,
             drift=DriftSettings(every=args.drift_every, threshold=args.drift_threshold),
             memory_limit_mb=args.memory_limit_mb,
@@ -380,6 +380,9 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
                    "token at a time with the KV cache / memory (prefill_ms, decode_ms_per_token, tokens_per_s)")
     p.add_argument("--prompt-len", type=int_arg(1, LIMITS["prompt_len"]), default=64, help="generate: prompt tokens")
     p.add_argument("--new-tokens", type=int_arg(1, LIMITS["new_tokens"]), default=32, help="generate: new tokens")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="onnxruntime: each candidate exported to ONNX and timed in an ONNX Runtime CPU session "
+                   "(the forward workload)")
     p.add_argument("--quant", choices=["none", "int8"], default="none",
                    help="int8: the decoder's Linear layers dynamically quantized (CPU; accuracy not measured)")
 
@@ -502,7 +505,6 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--batch", type=int_arg(1, LIMITS["batch"]), default=1)
     ms.add_argument("--seq-len", type=int_arg(1, LIMITS["seq_len"]), help="default: each config's tgt_len")
     _workload_args(ms)
-    ms.add_argument("--backend", default="torch", help="torch (the only backend wired in)")
     ms.add_argument("--kind", default="cpu", choices=["cpu", "cuda"])
     ms.add_argument("--threads", type=int_arg(1, LIMITS["threads"]), help="torch threads (default 1)")
     ms.add_argument("--memory-limit-mb", type=float_arg(0, LIMITS["memory_mb"]),

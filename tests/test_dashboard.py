@@ -204,7 +204,7 @@ def test_search_form_can_screen_with_the_surrogate(monkeypatch, tmp_path):
     assert settings.surrogate is not None and settings.evolution.population == 10
 
 
-def test_search_form_measures_generation_in_int8_and_refuses_decode_without_it(monkeypatch, tmp_path):
+def test_search_form_measures_generation_in_int8_and_refuses_what_cannot_run(monkeypatch, tmp_path):
     db = tmp_path / "gen.db"
     at = page(monkeypatch, db, "views/search.py")
     [m for m in at.multiselect if m.label == "Objectives"][0].set_value(["proxy", "decode"])
@@ -212,6 +212,10 @@ def test_search_form_measures_generation_in_int8_and_refuses_decode_without_it(m
     [b for b in at.button if b.label == "Start search"][0].click().run()
     assert at.error and "add --workload generate" in at.error[0].value
     [x for x in at.selectbox if x.label == "Workload"][0].set_value("generate")
+    [x for x in at.selectbox if x.label == "Backend"][0].set_value("onnxruntime")
+    [b for b in at.button if b.label == "Start search"][0].click().run()
+    assert at.error and "generate runs on torch" in at.error[0].value and not Store(db).runs()
+    [x for x in at.selectbox if x.label == "Backend"][0].set_value("torch")
     [x for x in at.selectbox if x.label == "Precision"][0].set_value("int8")
     [b for b in at.button if b.label == "Start search"][0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -97,6 +97,9 @@ else:
             quant = c4.selectbox("Precision", ["none", "int8"],
                                  help="int8: the decoder's Linear layers dynamically quantized (CPU); what it does "
                                       "to a trained model's perplexity is not measured: validate before shipping")
+            backend = st.selectbox("Backend", ["torch", "onnxruntime"],
+                                   help="onnxruntime: each candidate exported to ONNX and timed in an ONNX Runtime "
+                                        "CPU session (forward workload, fp32)")
             screen = st.checkbox("Screen children with the cost surrogate (measure only those predicted near the front)",
                                  value=False, help="lts search --surrogate: see the Cost surrogates page for its error")
             # An address whose devices could not be listed must not quietly fall back to this host.
@@ -119,7 +122,7 @@ else:
                               objectives=",".join(objectives), constraints=constraints,
                               surrogate=SurrogateSettings() if screen else None, population=default_population(screen),
                               workload=workload, prompt_len=int(prompt_len), new_tokens=int(new_tokens),
-                              quant=quant)
+                              quant=quant, backend=backend)
 
 
 @st.fragment(run_every=2)

@@ -46,6 +46,7 @@ one thread and CUDA always use the wall clock (on CUDA between ``torch.cuda.sync
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -56,7 +57,7 @@ from lts.errors import LtsError
 CANDIDATE_TIMEOUT_S = 120.0
 
 DEFAULT_THREADS = 1
-BACKENDS = ("torch",)  # ONNX Runtime is not installed here and not wired in (see README)
+BACKENDS = ("torch", "onnxruntime")  # onnxruntime: lts.models.onnx_export (CPU, the forward workload)
 CLOCKS = ("wall", "cpu")
 WORKLOADS = ("forward", "generate")
 QUANTS = ("none", "int8")
@@ -106,10 +107,18 @@ class Protocol:
         if self.seq_len is not None:
             _pos_int("seq_len", self.seq_len)
         if self.backend not in BACKENDS:
-            raise LtsError(
-                f"backend {self.backend!r} is not available (choose from {list(BACKENDS)}; "
-                "ONNX Runtime is not wired in)"
-            )
+            raise LtsError(f"backend {self.backend!r} is not available (choose from {list(BACKENDS)})")
+        if self.backend == "onnxruntime":
+            if self.kind != "cpu":
+                raise LtsError("the onnxruntime backend runs ONNX Runtime's CPU provider: use kind 'cpu'")
+            if self.workload != "forward":
+                raise LtsError("the onnxruntime backend times the forward workload; generate runs on torch")
+            if self.quant != "none":
+                raise LtsError("int8 is PyTorch's dynamic quantization: use it with backend torch")
+            missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise LtsError(f"the onnxruntime backend needs {' and '.join(missing)}: "
+                               "pip install -c requirements.txt onnx onnxruntime (or the 'ort' extra)")
         if self.kind not in ("cpu", "cuda"):
             raise LtsError(f"protocol kind must be 'cpu' or 'cuda', got {self.kind!r}")
         _pos_int("threads", self.threads)
@@ -145,8 +154,18 @@ class Protocol:
     def default_clock(self) -> str:
         return "cpu" if self.kind == "cpu" and self.threads == 1 else "wall"
 
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        """What the backend runs with beyond the fields (ONNX Runtime's session options); fixed for a
+        backend and threads, both in the key."""
+        if self.backend == "onnxruntime":
+            from lts.models.onnx_export import SESSION_OPTIONS
+
+            return {**SESSION_OPTIONS, "intra_op_num_threads": self.threads}
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key}
+        return {**asdict(self), "key": self.key, "backend_options": self.backend_options}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Protocol":

@@ -26,7 +26,8 @@ so without it a forward's scratch is allocated, and counted, inside that forward
    quick: everything alive after start-up is frozen with ``gc.freeze()`` and not walked again).
 2. Build the model with a repeated seeded block of weights (``build_model(init=False)``: the
    same resident pages and the same allocations in a forward as the seeded init, at a fraction of
-   its cost);
+   its cost); with the ``onnxruntime`` backend, export it, create the ONNX Runtime session and drop
+   the torch model (:mod:`lts.models.onnx_export`: the session's own copy of the weights is what it runs);
    collect and trim again: ``weights_memory_mb`` is the growth.
 3. Read ``VmRSS``, reset the kernel's peak-RSS mark (write ``5`` to ``/proc/self/clear_refs``,
    Linux >= 4.0: ``VmHWM`` := ``VmRSS``), run one forward, read ``VmHWM``.
@@ -69,6 +70,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -305,6 +307,22 @@ class Handler:
             from lts.models.quantize import quantize_int8
 
             quantize_int8(model)
+        xl = isinstance(cfg, TransXLConfig)
+        if xl and proto.workload == "forward":
+            with torch.inference_mode():
+                mems = model.init_mems(batch, cfg.mem_len)  # steady state: a full memory
+        fwd: Callable[[], Any] | None = None
+        if proto.backend == "onnxruntime":
+            from lts.models.onnx_export import export_onnx, ort_runner
+
+            with tempfile.TemporaryDirectory(prefix="lts-onnx-") as tmp:
+                path = os.path.join(tmp, "model.onnx")
+                feeds = export_onnx(model, idx, mems if xl else None, path)
+                model = None
+                if measure_weights:  # what the exporter leaves behind is not the session's
+                    mem.settle()
+                    base = mem.rss()
+                fwd = ort_runner(path, feeds, proto.threads)
         sync()
         out[f"{self.role}_build_s"] = time.perf_counter() - t0
         weights_mb = None
@@ -322,15 +340,10 @@ class Handler:
         if fault == "raise":
             raise RuntimeError("injected fault")
 
-        fwd: Callable[[], Any]
-        if proto.workload == "generate":
+        if fwd is None and proto.workload == "generate":
             fwd = _generation(model, cfg, proto, dev, sync)
-        elif isinstance(cfg, TransXLConfig):
-            with torch.inference_mode():
-                mems = model.init_mems(batch, cfg.mem_len)  # steady state: a full memory
-            fwd = lambda: model(idx, mems=mems)[0]  # noqa: E731
-        else:
-            fwd = lambda: model(idx)  # noqa: E731
+        elif fwd is None:
+            fwd = (lambda: model(idx, mems=mems)[0]) if xl else (lambda: model(idx))
         return {"fwd": fwd, "sync": sync, "proto": proto, "cuda": cuda, "base": base,
                 "weights_mb": weights_mb, "model": model}
 

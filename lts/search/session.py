@@ -59,6 +59,7 @@ def plan_run(
     prompt_len: int = 64,
     new_tokens: int = 32,
     quant: str = "none",
+    backend: str = "torch",
     surrogate: SurrogateSettings | None = None,
     drift: DriftSettings | None = None,
     memory_limit_mb: float | None = None,
@@ -83,7 +84,7 @@ def plan_run(
     if settings.needs_measurement and not (device_name and device_name.strip()):
         raise LtsError("a device name is required for a search that measures latency or memory (--device-name NAME)")
     protocol = Protocol(batch=batch, seq_len=seq_len, threads=threads, workload=workload, prompt_len=prompt_len,
-                        new_tokens=new_tokens, quant=quant) if settings.needs_measurement else None
+                        new_tokens=new_tokens, quant=quant, backend=backend) if settings.needs_measurement else None
     generated = [o for o in settings.objectives if o in GENERATION_OBJECTIVES]
     if generated and (protocol is None or protocol.workload != "generate"):
         raise LtsError(f"objective {generated[0]} is measured by generating: add --workload generate")
