@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from lts.decide.points import data_version, device_points, run_points
+from lts.decide.points import data_version, device_points, device_spaces, run_points
 from lts.store.db import DEFAULT_DB, Store
 
 LINKED = "linked_ids"  # session key: architectures selected on any deciding view, highlighted on all of them
@@ -66,6 +66,37 @@ def cached_device_points(s: Store, device_ids: list[str]) -> pd.DataFrame:
 
 def cached_run_points(s: Store, run_ids: list[str]) -> pd.DataFrame:
     return _run_points(str(s.path), version(s), tuple(run_ids))
+
+
+EVERY_SPACE = "every space"
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _device_spaces(path: str, key: tuple, device_id: str) -> dict[str, set[str]]:
+    return device_spaces(_store(path), device_id)
+
+
+def _spaces(s: Store, device_ids: list[str]) -> dict[str, set[str]]:
+    spaces: dict[str, set[str]] = {}
+    for device_id in device_ids:
+        for name, ids in _device_spaces(str(s.path), version(s), device_id).items():
+            spaces[name] = spaces.get(name, set()) | ids
+    return dict(sorted(spaces.items()))
+
+
+def space_members(s: Store, device_ids: list[str], space: str | None) -> set[str] | None:
+    """The architectures that ``space``'s runs evaluated on the devices; None (every one) for no space."""
+    return None if space is None else _spaces(s, device_ids).get(space, set())
+
+
+def space_filter(s: Store, device_ids: list[str], key: str, container=st) -> tuple[str | None, set[str] | None]:
+    """A "Space" picker for a device-level page: (the space, the architectures its runs evaluated on the
+    devices), or (None, None) for every measurement (runs of every space and lone ``lts measure`` rows)."""
+    choice = container.selectbox("Space", [EVERY_SPACE, *_spaces(s, device_ids)], key=key,
+                                 help="only the architectures that this space's runs evaluated on the device "
+                                      "(keeps, say, the demo's tiny models out of a GPT-2 comparison)")
+    space = None if choice == EVERY_SPACE else choice
+    return space, space_members(s, device_ids, space)
 
 
 def linked() -> list[str]:

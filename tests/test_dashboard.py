@@ -389,3 +389,37 @@ def test_runs_mode_compares_a_rerun_with_its_source(monkeypatch, seeded, tmp_pat
     fronts = [t["name"] for t in figure(at)["data"] if t["name"].endswith("front")]
     assert len(fronts) == 2 and any("my-laptop" in f for f in fronts)
     assert any(f"`{again}` reproduces `{source}`" in c.value for c in at.caption)
+
+
+def test_device_pages_restrict_to_one_space_so_the_demo_does_not_mix_in(monkeypatch, tmp_path):
+    from lts.decide.points import device_spaces
+
+    db = tmp_path / "spaces.db"
+    s = Store(db)
+    main = create_run(s, SearchSettings(space=small_space("gpt2"), budget=12, seed=1), FAKE_DEVICE, PROTOCOL)
+    SearchRunner(s, main, measure=FakeMeasure()).run_to_end()
+    demo = create_run(s, SearchSettings(space=small_space("gpt2", name="demo", n_layer=1, d_model=[16]), budget=4,
+                                        seed=2), FAKE_DEVICE, PROTOCOL)
+    SearchRunner(s, demo, measure=FakeMeasure()).run_to_end()
+    other = create_run(s, SearchSettings(space=small_space("gpt2"), budget=6, seed=3), SLOWER, PROTOCOL)
+    SearchRunner(s, other, measure=SlowerDevice()).run_to_end()
+    spaces = device_spaces(s, FAKE_DEVICE["device_id"])
+    assert set(spaces) == {"demo", "gpt2"}
+    assert spaces["demo"] == {r["arch_id"] for r in s.run_rows(demo)}
+    everything = len({r["arch_id"] for run in (main, demo) for r in s.run_rows(run)})
+    s.close()
+    at = page(monkeypatch, db, "views/constraints.py")
+    assert any(f"of {everything:,} architectures meet" in c.value for c in at.caption)
+    [x for x in at.selectbox if x.label == "Space"][0].set_value("demo").run()
+    assert not at.exception and any(f"of {len(spaces['demo']):,} architectures meet" in c.value for c in at.caption)
+    at = page(monkeypatch, db, "views/measurements.py")
+    [x for x in at.selectbox if x.label == "Space"][0].set_value("gpt2").run()
+    assert not at.exception
+    assert [m for m in at.metric if m.label == "measurements"][0].value == f"{len(spaces['gpt2']):,}"
+    at = page(monkeypatch, db, "views/compare.py")
+    picker = [x for x in at.selectbox if x.label == "Space"][0]
+    assert picker.options == ["every space", "demo", "gpt2"]
+    every = sum(len(values(t["x"])) for t in figure(at)["data"])
+    picker.set_value("demo").run()
+    assert not at.exception
+    assert 0 < sum(len(values(t["x"])) for t in figure(at)["data"]) < every

@@ -181,6 +181,24 @@ def test_quality_history_puts_evolution_and_random_on_one_scale(seeded):
     assert ev["elapsed_s"].notna().all() and ev["elapsed_s"].is_monotonic_increasing
 
 
+def test_a_run_in_a_space_of_its_own_gets_its_own_hypervolume_reference(tmp_path):
+    from helpers import FAKE_DEVICE
+    from lts.search.runner import SearchRunner, SearchSettings, create_run
+
+    s = Store(tmp_path / "q.db")
+    main = create_run(s, SearchSettings(space=small_space("gpt2"), budget=8, seed=1), FAKE_DEVICE, "torch-cpu-b1-sdefault-t1")
+    SearchRunner(s, main, measure=FakeMeasure()).run_to_end()
+    demo = create_run(s, SearchSettings(space=small_space("gpt2", name="demo", n_layer=1, d_model=[16]), budget=4,
+                                        seed=2), FAKE_DEVICE, "torch-cpu-b1-sdefault-t1")
+    SearchRunner(s, demo, measure=FakeMeasure()).run_to_end()
+    _, both = quality_history(s, [main, demo])
+    _, alone = quality_history(s, [main])
+    assert both[main] == alone[main]  # the demo does not move the GPT-2 run's box
+    assert both[demo] != both[main]
+    _, demo_alone = quality_history(s, [demo])
+    assert both[demo] == demo_alone[demo]
+
+
 def test_points_loading_and_protocols(seeded):
     s = Store(seeded[0])
     devices = [d["device_id"] for d in s.devices()]

@@ -7,7 +7,8 @@ import streamlit as st
 
 from charts import BACKGROUND, front_figure, selected_ids
 from common import (cached_device_points, cached_run_points, follow_selection, highlight_rows, linked_controls,
-                    run_label, store, version)
+                    run_label, space_filter, space_members, store, version)
+from lts.decide.points import in_space
 from lts.store.rows import records
 from lts.decide.rankshift import rank_shift, with_fronts
 from lts.decide.repro import reproductions
@@ -20,8 +21,9 @@ runs = runs_table(s)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def shifts(path: str, key: tuple, device_ids: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    points = cached_device_points(s, list(device_ids))
+def shifts(path: str, key: tuple, device_ids: tuple[str, ...], space: str | None
+           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    points = in_space(cached_device_points(s, list(device_ids)), space_members(s, list(device_ids), space))
     table, pairs = rank_shift(points)
     return table, pairs, with_fronts(points, group="source")
 
@@ -42,11 +44,13 @@ if mode == "Devices":
     if len(chosen) < 2:
         st.warning("Pick at least two devices.")
         st.stop()
-    points = cached_device_points(s, chosen)
+    space, members = space_filter(s, chosen, "compare_space")
+    points = in_space(cached_device_points(s, chosen), members)
 else:
     if runs.empty:
         st.info("No runs yet. Start one on the Search page, or import a bundle on the Data page.")
         st.stop()
+    space = None
     labels = {r["run_id"]: run_label(r) for r in records(runs)}
     pairs = reproductions(s)
     default = list(dict.fromkeys(pairs.iloc[0][["reproduces", "run_id"]])) if len(pairs) else list(labels)[:2]
@@ -80,7 +84,7 @@ event = st.plotly_chart(front_figure(shown, cost, log_x, log_y, highlight=sel, b
 follow_selection(selected_ids(event))
 
 if sel:
-    flagged = (shifts(str(s.path), version(s), tuple(chosen))[2] if mode == "Devices"
+    flagged = (shifts(str(s.path), version(s), tuple(chosen), space)[2] if mode == "Devices"
                else with_fronts(points, group="source"))
     rows = flagged[flagged["arch_id"].isin(sel)]
     st.subheader(f"Selected architectures on each {'device' if mode == 'Devices' else 'run'}")
@@ -89,15 +93,17 @@ if sel:
                  hide_index=True, width="stretch")
 
 if mode == "Devices":
-    table, pairs, _ = shifts(str(s.path), version(s), tuple(chosen))
+    table, pairs, _ = shifts(str(s.path), version(s), tuple(chosen), space)
     st.subheader("Does the device change the ranking?")
     for p in records(pairs):
         with st.container(border=True):
             st.markdown(f"**{p['device_b']}** relative to **{p['device_a']}**")
             c1, c2, c3, c4 = st.columns(4)
             c1.metric("shared architectures", p["shared"])
-            c2.metric("median latency ratio", f"{p['median_latency_ratio']:.2f}x")
-            c3.metric("latency rank Spearman", f"{p['spearman_latency']:.3f}")
+            # too few shared architectures (none, in a space one device never searched) leave these undefined
+            ratio, rho = p["median_latency_ratio"], p["spearman_latency"]
+            c2.metric("median latency ratio", "-" if pd.isna(ratio) else f"{ratio:.2f}x")
+            c3.metric("latency rank Spearman", "-" if pd.isna(rho) else f"{rho:.3f}")
             c4.metric("front here, dominated there", f"{p['optimal_a_dominated_b']} / {p['optimal_b_dominated_a']}",
                       help=f"on {p['device_a']}'s front and dominated on {p['device_b']}'s / the other way round")
     st.subheader(f"Optimal on one device, dominated on another ({len(table):,})")

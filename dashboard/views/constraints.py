@@ -6,21 +6,24 @@ import numpy as np
 import streamlit as st
 
 from charts import colours, pick_figure, selected_ids
-from common import cached_device_points, device_names, follow_selection, highlight_rows, linked_controls, store
+from common import (cached_device_points, device_names, follow_selection, highlight_rows, linked_controls,
+                    space_filter, store)
 from lts.decide.fronts import Limits, pick
+from lts.decide.points import in_space
 
 s = store()
 st.title("Pick under constraints")
 names = device_names(s, "No measurements yet. Run a search on the Search page (or import a bundle on the Data "
                      "page), then pick the best architecture under a device's latency and memory limits here.")
-c1, c2 = st.columns([2, 2])
+c1, c2, c3 = st.columns([2, 1, 2])
 device = c1.selectbox("Device", list(names), format_func=lambda d: f"{names[d]} ({d[:8]})", key="pick_device")
-cost = c2.radio("Cost axis", ["latency_ms", "peak_memory_mb"], horizontal=True, key="pick_cost",
+_, members = space_filter(s, [device], "pick_space", c2)
+cost = c3.radio("Cost axis", ["latency_ms", "peak_memory_mb"], horizontal=True, key="pick_cost",
                 format_func={"latency_ms": "latency", "peak_memory_mb": "memory"}.get)
-points = cached_device_points(s, [device])
+points = in_space(cached_device_points(s, [device]), members)
 measured = points[points["feasible"].astype(bool)]
 if measured.empty:
-    st.warning("This device has no feasible measurement.")
+    st.warning("This device has no feasible measurement" + (" in this space." if members is not None else "."))
     st.stop()
 
 

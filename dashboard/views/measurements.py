@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from charts import error_bar_figure, selected_ids
-from common import db_path, device_names, follow_selection, highlight_rows, linked, linked_controls, store, version
+from common import (db_path, device_names, follow_selection, highlight_rows, linked, linked_controls, space_filter,
+                    store, version)
 from lts.store.rows import records
 from lts.decide.fronts import front_mask_2d
-from lts.decide.points import bounded_sample
+from lts.decide.points import bounded_sample, in_space
 from lts.decide.provenance import VarianceRule, history, provenance
 from lts.decide.remeasure import RemeasureRequest, job_keys, jobs, side_by_side, this_host_devices
 from lts.errors import LtsError
@@ -25,9 +26,10 @@ st.title("Measurements")
 names = device_names(s, "No measurements yet. Every latency a search takes appears here with its repeats, "
                      "spread, protocol and device; noisy ones are flagged and can be measured again on this host.")
 devices = devices_table(s)
-c1, c2 = st.columns([3, 1])
+c1, c2, c3 = st.columns([3, 1, 1])
 device = c1.selectbox("Device", list(names), format_func=lambda d: f"{names[d]} ({d[:8]})", key="prov_device")
-max_cv = c2.number_input("Flag CV above (%)", 0.1, 100.0, 5.0, step=0.5, key="prov_cv") / 100
+_, members = space_filter(s, [device], "prov_space", c2)
+max_cv = c3.number_input("Flag CV above (%)", 0.1, 100.0, 5.0, step=0.5, key="prov_cv") / 100
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -35,7 +37,7 @@ def table(path: str, key: tuple, device_id: str, cv: float) -> pd.DataFrame:
     return provenance(s, [device_id], rule=VarianceRule(max_cv=cv))
 
 
-prov = table(str(s.path), version(s), device, max_cv)
+prov = in_space(table(str(s.path), version(s), device, max_cv), members)
 record = devices[devices["device_id"] == device].iloc[0]
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("measurements", f"{len(prov):,}")

@@ -25,15 +25,18 @@ labels = {r["run_id"]: run_label(r) for r in records(runs)}
 default = list(labels)[:6]
 chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="quality_runs")
 c1, c2 = st.columns(2)
-common = c1.toggle("One hypervolume reference per device", value=True, key="quality_common",
-                   help="On: the runs of one device (same objectives) are normalised by the same box (the largest "
-                        "space's decoder params, 1.1x the worst feasible cost in any of them), so evolution and "
-                        "random search on it compare directly. Off: each run's own reference, as its search "
-                        "reported it.")
+common = c1.toggle("One hypervolume reference per device and space", value=True, key="quality_common",
+                   help="On: the runs of one device and one space (same objectives) are normalised by the same box "
+                        "(the space's largest decoder params, 1.1x the worst feasible cost in any of them), so "
+                        "evolution and random search on it compare directly. Off: each run's own reference, as "
+                        "the Search page and `lts search` report it.")
 log_x = c2.toggle("log x", value=False, key="quality_logx", help="the first evaluations, where fronts move most")
 if not chosen:
     st.warning("Pick at least one run.")
     st.stop()
+st.caption("Hypervolume reference: " + ("one box per device, space and objectives among the runs shown (a run's "
+           "figure equals the Search page's only when no other shown run shares its box)." if common else
+           "each run's own, as its search reported it."))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -57,6 +57,18 @@ def device_points(store: Store, device_ids: Sequence[str], protocols: Mapping[st
     return pd.concat(parts, ignore_index=True)
 
 
+def device_spaces(store: Store, device_id: str) -> dict[str, set[str]]:
+    """The search spaces whose runs measured on this device, each with the architectures they evaluated:
+    a device-level view restricted to one space leaves out other spaces' runs (the demo's tiny models
+    among a GPT-2 search's) and measurements taken outside any run."""
+    return {name: set(ids) for name, ids in sorted(reads.device_space_members(store, device_id).items())}
+
+
+def in_space(points: pd.DataFrame, members: set[str] | None) -> pd.DataFrame:
+    """``points`` restricted to ``members`` (an entry of :func:`device_spaces`); all of them for None."""
+    return points if members is None else points[points["arch_id"].isin(members)].reset_index(drop=True)
+
+
 def run_points(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
     """Evaluations of the given runs with their measurement on the run's device; ``source`` names the run.
 

@@ -42,7 +42,7 @@ HISTORY_COLUMNS = ["run_id", "label", "strategy", "device_name", "n_evaluated", 
 @dataclass(frozen=True)
 class HistorySettings:
     max_points: int = 200  # checkpoints per run (every evaluation when the run is shorter)
-    common_reference: bool = True  # one hypervolume reference per device for the runs shown
+    common_reference: bool = True  # one hypervolume reference per device and space for the runs shown
 
 
 def run_evaluations(store: Store, run: Mapping[str, Any]) -> pd.DataFrame:
@@ -96,7 +96,7 @@ def quality_history(store: Store, run_ids: Sequence[str], settings: HistorySetti
                     ) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
     """(long table of checkpoints for every run, the hypervolume scales used per run).
 
-    With ``common_reference`` the runs that share a device and objectives share one reference (the
+    With ``common_reference`` the runs that share a device, a space (by name) and objectives share one reference (the
     largest decoder-param count of their spaces; 1.1x the worst feasible cost seen in any of them);
     otherwise each run uses the scales it recorded while searching, so its last point equals the
     hypervolume the search reported.
@@ -106,11 +106,13 @@ def quality_history(store: Store, run_ids: Sequence[str], settings: HistorySetti
     objectives = {r["run_id"]: tuple(json.loads(r["objectives_json"])) for r in runs}
     scales: dict[str, dict[str, float]] = {}
     if settings.common_reference:
-        for device, objs in {(r["device_id"], objectives[r["run_id"]]) for r in runs}:
-            group = [r for r in runs if r["device_id"] == device and objectives[r["run_id"]] == objs]
+        # a space of its own (the demo's tiny models) would otherwise shrink every GPT-2 run's figure
+        space_of = {r["run_id"]: SearchSpace.from_dict(json.loads(r["space_json"])).name for r in runs}
+        for key in {(r["device_id"], space_of[r["run_id"]], objectives[r["run_id"]]) for r in runs}:
+            group = [r for r in runs if (r["device_id"], space_of[r["run_id"]], objectives[r["run_id"]]) == key]
             rows = [evals[r["run_id"]][["feasible", "latency_ms", "peak_memory_mb"]].to_dict("records") for r in group]
             space = SearchSpace.from_dict(json.loads(group[0]["space_json"]))
-            common = {**common_scales(rows, objs, space), "proxy": _space_scale(group)}
+            common = {**common_scales(rows, key[2], space), "proxy": _space_scale(group)}
             scales.update({r["run_id"]: common for r in group})
     else:
         for r in runs:

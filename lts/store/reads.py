@@ -103,6 +103,17 @@ def device_points_frame(store: Store, device_id: str, protocol: str) -> Any:
         WHERE x.device_id = ? AND x.protocol = ?""", (device_id, protocol))
 
 
+def device_space_members(store: Store, device_id: str) -> dict[str, list[str]]:
+    """{space name: architectures that runs measured on this device evaluated in that space}."""
+    rows = store.query("""
+        SELECT DISTINCT COALESCE(json_extract(r.space_json, '$.name'), r.family) AS space, m.arch_id
+        FROM runs r JOIN run_members m USING (run_id) WHERE r.device_id = ?""", (device_id,))
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["space"], []).append(r["arch_id"])
+    return out
+
+
 def run_points_frame(store: Store, run_ids: Sequence[str]) -> Any:
     """Evaluations of the given runs (not empty) with their measurement on the run's device."""
     return _frame(store, f"""
