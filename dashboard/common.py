@@ -99,6 +99,17 @@ def space_filter(s: Store, device_ids: list[str], key: str, container=st) -> tup
     return space, space_members(s, device_ids, space)
 
 
+def rerun_when_jobs_move(key: str, signature: object) -> None:
+    """From a page's live fragment: rerun the whole page when its jobs' ``signature`` changes (one
+    finished, one more architecture trained), so what the page shows outside the fragment (results,
+    pickers) follows without a reload. The first call only records it."""
+    state = f"_jobs_moved_{key}"
+    previous = st.session_state.get(state)
+    st.session_state[state] = signature
+    if previous is not None and previous != signature:
+        st.rerun()
+
+
 def linked() -> list[str]:
     return list(st.session_state.get(LINKED, []))
 

@@ -323,3 +323,38 @@ def test_sign_in_through_the_password_form(team_server, browser):
     page.get_by_text("Nothing audited yet").wait_for(timeout=10_000)
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for(timeout=30_000)
+
+
+def test_a_validation_that_finishes_appears_without_a_reload(browser, tmp_path):
+    from lts.store.db import Store
+    from lts.text.corpus import load_corpus
+    from lts.text.tokenizer import TokenizerSpec
+    from lts.validate.recipe import Recipe
+    from lts.validate.runner import ValidationRunner
+    from lts.validate.session import ValidationSettings, create_validation
+    from test_export import TINY_SPACE
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "book.txt").write_text(load_corpus().documents[0].text[5000:45000])
+    db = tmp_path / "v.db"
+    s = Store(db)
+    recipe = Recipe(steps=20, batch_size=8, seq_len=32, lr=3e-3, warmup_steps=4, eval_sequences=16)
+    vid = create_validation(s, ValidationSettings(space=TINY_SPACE, n_archs=3, seed=1, corpus=str(corpus),
+                                                  tokenizer=TokenizerSpec("byte", 256), recipe=recipe), tmp_path / "cache")
+    proc, url = start_streamlit(db, tmp_path / "no-secrets.toml")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("heading", name="Search").wait_for(timeout=30_000)
+        open_page(page, "Validation")
+        page.get_by_text("0 / 3 trained").wait_for(timeout=30_000)  # the live card of the created run
+        page.get_by_text("0 of 3 architectures trained so far").wait_for(timeout=10_000)
+        ValidationRunner(s, vid).run_to_end()  # trained here, while the page stays open
+        page.get_by_text("Spearman · decoder_params").first.wait_for(timeout=30_000)  # no reload
+        page.get_by_text("3 / 3 trained").wait_for(state="detached", timeout=15_000)  # the card goes with the job
+        page.get_by_text("0 / 3 trained").wait_for(state="detached", timeout=15_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        s.close()
+        stop(proc)

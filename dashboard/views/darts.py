@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from common import cancel_then_rerun, db_path, launched, store
+from common import cancel_then_rerun, db_path, launched, rerun_when_jobs_move, store
 from lts.darts.defaults import DEFAULT_OPS
 from lts.darts.session import active_darts, list_darts
 from lts.errors import LtsError
@@ -81,7 +81,10 @@ else:
 
 @st.fragment(run_every=3)
 def live() -> None:
-    for row in active_darts(s):
+    active = active_darts(s)
+    # status only: steps move every few seconds, and the page's results change when a search ends
+    rerun_when_jobs_move("darts", tuple((r.darts_id, r.status) for r in active))
+    for row in active:
         with st.container(border=True):
             st.markdown(f"**{label(row)}**")
             st.progress(min(1.0, row.step / max(1, row.steps)),

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 import validation_charts
-from common import cancel_then_rerun, db_path, launched, store
+from common import cancel_then_rerun, db_path, launched, rerun_when_jobs_move, store
 from lts.store.rows import records
 from lts.flexibert.benchmark import scatter_proxies, shipped_result
 from lts.proxies.compare import compare_reference
@@ -117,7 +117,10 @@ else:
 
 @st.fragment(run_every=3)
 def live() -> None:
-    for row in own.active(s):
+    active = own.active(s)
+    rerun_when_jobs_move("validation", tuple((r["validation_id"], r["status"], r["n_done"], r["n_failed"])
+                                            for r in active))
+    for row in active:
         with st.container(border=True):
             st.markdown(f"**{own.label(row)}**")
             st.progress(min(1.0, (row["n_done"] + row["n_failed"]) / max(1, row["n_archs"])),
