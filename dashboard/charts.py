@@ -10,6 +10,7 @@ WebGL context costs ~0.2-0.4 s per page, more than SVG needs for a couple of tho
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable
 
 import numpy as np
@@ -28,9 +29,23 @@ GL_ABOVE = 2500  # traces with more points than this use WebGL
 SELECTED = {"size": 17, "symbol": "circle-open", "color": "black", "line": {"width": 2.5}}
 
 
+def _home(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big") % len(COLOURS)
+
+
 def colours(names: Iterable[str]) -> dict[str, str]:
-    """One stable colour per source name, in first-seen order."""
-    return {n: COLOURS[i % len(COLOURS)] for i, n in enumerate(dict.fromkeys(names))}
+    """One colour per source name, the same on every page: each name's own slot of the palette (a hash
+    of the name, not its position in this chart). Two names of one chart that hash to the same slot:
+    the one first in sorted order keeps it, the other takes the next free slot."""
+    taken: set[int] = set()
+    out: dict[str, str] = {}
+    for n in sorted(set(map(str, names))):
+        i = _home(n)
+        while i in taken and len(taken) < len(COLOURS):
+            i = (i + 1) % len(COLOURS)
+        taken.add(i)
+        out[n] = COLOURS[i]
+    return out
 
 
 def _hover(name: str, cost: str, y: str = "decoder_params") -> str:
@@ -111,7 +126,7 @@ def front_figure(df: pd.DataFrame, cost: str, log_x: bool = False, log_y: bool =
     on_front = df.index.isin(fronts.index)
     shown = bounded_sample(df, max(200, background // max(1, df[group].nunique())), keep=on_front, group=group)
     for name, g in shown.groupby(group, sort=False):
-        colour = palette[name]
+        colour = palette[str(name)]
         feasible = g["feasible"].fillna(0).astype(bool)
         _background(fig, g[feasible & ~g.index.isin(fronts.index)], cost, str(name), colour, y=y)
         if (~feasible).any():
@@ -185,7 +200,7 @@ def quality_figure(history: pd.DataFrame, x: str, y: str = "hypervolume", log_x:
     for label, g in history.groupby("label", sort=False):
         dash = "solid" if g["strategy"].iloc[0] == "evolution" else "dash"
         fig.add_trace(go.Scatter(x=g[x], y=g[y], mode="lines", name=str(label),
-                                 line={"color": palette[label], "dash": dash, "width": 2}))
+                                 line={"color": palette[str(label)], "dash": dash, "width": 2}))
     titles = {"n_evaluated": "evaluated architectures", "elapsed_s": "wall time (s)",
               "hypervolume": "hypervolume (share of the reference box)", "front_size": "front size"}
     fig.update_layout(xaxis_title=titles[x], yaxis_title=titles[y], height=360, margin={"t": 30, "l": 10, "r": 10},

@@ -423,3 +423,29 @@ def test_device_pages_restrict_to_one_space_so_the_demo_does_not_mix_in(monkeypa
     picker.set_value("demo").run()
     assert not at.exception
     assert 0 < sum(len(values(t["x"])) for t in figure(at)["data"]) < every
+
+
+def test_a_device_and_a_run_keep_their_colour_from_page_to_page(monkeypatch, seeded):
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))
+    from charts import colours
+
+    db, info = seeded
+    # the same name keeps its colour whichever other names share the chart
+    assert colours(["test-box", "slower-device"])["slower-device"] == colours(["slower-device"])["slower-device"]
+    assert len(set(colours([f"d{i}" for i in range(12)]).values())) == 12  # no two of one chart alike
+
+    def colour_of(fig: dict, name: str) -> str:
+        got = {t.get("marker", {}).get("color") or t.get("line", {}).get("color")
+               for t in fig["data"] if t.get("name", "").startswith(name)}
+        got.discard(None)
+        assert len(got) == 1, (name, got)
+        return got.pop()
+
+    at = page(monkeypatch, db, "views/compare.py")
+    [m for m in at.multiselect if m.label == "Devices"][0].set_value([FAKE_DEVICE["device_id"], SLOWER["device_id"]]).run()
+    on_compare = colour_of(figure(at), "slower-device")
+    at = page(monkeypatch, db, "views/constraints.py")
+    [x for x in at.selectbox if x.label == "Device"][0].set_value(SLOWER["device_id"]).run()
+    assert colour_of(figure(at), "feasible 2-D front") == on_compare

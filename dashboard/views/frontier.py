@@ -11,6 +11,7 @@ from lts.store import reads
 from lts.store.rows import records
 from lts.explore import apply_constraints, quality_axes, reference_points, reference_sets, runs_table
 from lts.export import hf_zip, selection_json
+from lts.search.session import ACTIVE
 
 s = store()
 st.title("Frontier explorer")
@@ -18,7 +19,9 @@ runs = runs_table(s)
 
 labels = {r["run_id"]: run_label(r) for r in records(runs)}
 c1, c2 = st.columns([2, 1])
-chosen = c1.multiselect("Runs", list(labels), default=list(labels)[:3], format_func=labels.get)
+# cancelled and failed runs are one click away, not in the first view
+useful = [r["run_id"] for r in records(runs) if r["status"] in ("finished", *ACTIVE)]
+chosen = c1.multiselect("Runs", list(labels), default=useful[:3], format_func=labels.get)
 paper = c2.multiselect("LTS paper frontiers", reference_sets(), help="published Pareto models (trained on LM1B)")
 
 if not chosen and not paper:

@@ -125,8 +125,9 @@ def quality_history(store: Store, run_ids: Sequence[str], settings: HistorySetti
     for r in runs:
         h = hv_history(evals[r["run_id"]], objectives[r["run_id"]], scales[r["run_id"]], settings.max_points)
         device = r.get("device_name") or "proxy only"
+        # the label is run_points' source, so a run has one colour on every page
         parts.append(h.assign(run_id=r["run_id"], strategy=r["strategy"], device_name=device,
-                              label=f"{r['strategy']} · {device} · {r['run_id']}"))
+                              label=f"{device} · {r['strategy']} · {r['run_id']}"))
     if not parts:
         return pd.DataFrame(columns=HISTORY_COLUMNS), scales
     return pd.concat(parts, ignore_index=True)[HISTORY_COLUMNS], scales
