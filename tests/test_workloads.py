@@ -183,11 +183,13 @@ def test_int8_quantizes_the_decoders_linear_layers_and_keeps_the_outputs_close(m
 
 def test_an_int8_measurement_has_smaller_weights_and_its_own_cache_key():
     device = detect_device("test-box")
-    cfg = gpt2(d_model=256, d_embed=64, d_inner=1024, vocab_size=500)  # decoder-heavy: int8 shows
+    # Decoder-heavy and big enough (37 MB fp32) that the weights outweigh resident-memory noise:
+    # a 6.7 MB model measured 0.70x here but 0.86x on a loaded CI machine.
+    cfg = gpt2(n_layer=3, d_model=512, d_embed=64, n_head=4, d_inner=2048, vocab_size=500)
     got = {}
     for quant in ("none", "int8"):
         with Measurer(device, Protocol(seq_len=32, quant=quant, **FAST)) as m:
             got[quant] = m.measure(cfg)
     assert got["int8"].infeasible is None and got["int8"].protocol.endswith("-int8")
     assert got["int8"].latency_ms > 0
-    assert got["int8"].weights_memory_mb < 0.8 * got["none"].weights_memory_mb  # measured: 0.70x (packed + int8 copies)
+    assert got["int8"].weights_memory_mb < 0.6 * got["none"].weights_memory_mb  # measured: 0.34x (12.7 / 37.4 MB)

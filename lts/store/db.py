@@ -440,12 +440,26 @@ class Store:
         conn = self.conn  # the first connection: check the file is ours before anything writes to it
         self._check_is_lts(conn)
         if not self._memory:
+            self._enable_wal(conn)
+        self._migrate()
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a rollback-journal file to WAL needs an exclusive lock, and SQLite answers
+        # SQLITE_BUSY at once, without the busy handler, while another process holds a write lock
+        # on it (the one creating the file): measured 1 in 15 rounds of six processes opening one
+        # new file together. So retry until the busy timeout, as the handler would have.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                return
             except sqlite3.DatabaseError as exc:
-                if not self._readonly_error(exc):
+                if self._readonly_error(exc):
+                    return
+                busy = "locked" in str(exc).lower() or "busy" in str(exc).lower()
+                if not busy or time.monotonic() > deadline:
                     raise LtsError(f"{self.path}: cannot open database ({exc})") from None
-        self._migrate()
+                time.sleep(0.02)
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -597,11 +611,20 @@ class Store:
     def _check_is_lts(self, conn: sqlite3.Connection) -> None:
         """Refuse a file that is not an lts database (or not SQLite at all), reading only."""
         try:
-            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+            # One read transaction, one snapshot: read one by one, another process's migration can
+            # commit between the version (0) and the tables (some), which looks like a foreign file.
+            conn.execute("BEGIN")
+            try:
+                app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                tables = {r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            busy = self._db_error(exc, "open it")
+            if busy is not None and "busy" in str(busy):
+                raise busy from None
             raise LtsError(f"{self.path}: not an lts database ({exc})") from None
         if app_id not in (0, APPLICATION_ID):
             raise LtsError(f"{self.path}: not an lts database (an SQLite file of another application, "
