@@ -50,18 +50,32 @@ def colours(names: Iterable[str]) -> dict[str, str]:
 
 def _hover(name: str, cost: str, y: str = "decoder_params") -> str:
     shown = "%{y:,} params" if y == "decoder_params" else "%{y:.4g} " + y
-    return ("%{customdata[0]}<br>" + shown + "<br>%{x:.3g} " + UNITS.get(cost, "") + "<extra>" + str(name) + "</extra>")
+    return ("%{customdata[0]}<br>" + shown + "<br>%{x:,.2f} " + UNITS.get(cost, "") + "<extra>" + str(name) + "</extra>")
 
 
-def _layout(fig: go.Figure, cost: str, log_x: bool, log_y: bool, height: int = 520, box: bool = False,
+SELECTING = ("Click a point to select it, or pick many with the toolbar's box or lasso select; drag zooms and a "
+             "double-click resets. The selection is highlighted on every deciding page.")
+
+
+def log_axis(counts: bool = False) -> dict:
+    """A log axis labelled in full at 1, 2 and 5 of every decade (plotly's default writes only the leading
+    digit between decades: "2 3 4"). Counts read 20M; costs read 0.5, 20, 1000."""
+    return {"type": "log", "dtick": "D2", "tickformat": "~s" if counts else "~g"}
+
+
+def axis(log: bool, counts: bool = False) -> dict:
+    return log_axis(counts) if log else {"type": "linear"}
+
+
+def _layout(fig: go.Figure, cost: str, log_x: bool, log_y: bool, height: int = 520,
             y: str = "decoder_params") -> go.Figure:
-    """``box``: dragging draws a selection box. Otherwise Streamlit's default applies (drag pans, a click
-    selects a point: with a select drag mode Streamlit turns click-selection off)."""
+    """Every selecting chart drags the same way (see SELECTING): Streamlit's default, because a select
+    drag mode turns Streamlit's click-selection off."""
     fig.update_layout(xaxis_title=AXIS[cost], yaxis_title=AXIS.get(y, y), height=height,
                       legend={"orientation": "h", "y": -0.2}, margin={"t": 30, "l": 10, "r": 10},
-                      uirevision="keep", **({"dragmode": "select"} if box else {}))
-    fig.update_xaxes(type="log" if log_x else "linear")
-    fig.update_yaxes(type="log" if log_y else "linear")
+                      uirevision="keep")
+    fig.update_xaxes(**axis(log_x))
+    fig.update_yaxes(**axis(log_y, counts=y.endswith("params")))
     return fig
 
 
@@ -72,9 +86,18 @@ def _scatter(n: int) -> type:
 def _background(fig: go.Figure, g: pd.DataFrame, cost: str, name: str, colour: str, opacity: float = 0.3,
                 legend: bool = True, group: str | None = None, y: str = "decoder_params") -> None:
     fig.add_trace(_scatter(len(g))(
-        x=g[cost], y=g[y], mode="markers", name=name, legendgroup=group or name, showlegend=legend,
+        x=g[cost], y=g[y], mode="markers", name=name, legendgroup=group or name, showlegend=False,
         marker={"color": colour, "size": 5, "opacity": opacity}, customdata=g[["arch_id"]].to_numpy(),
         hovertemplate=_hover(name, cost, y)))
+    if legend:
+        _legend_entry(fig, name, colour, group or name)
+
+
+def _legend_entry(fig: go.Figure, name: str, colour: str, group: str, symbol: str = "circle") -> None:
+    """A legend item drawn at full strength (plotly draws a trace's item with the trace's own opacity: the
+    faint cloud's 30% dot) that toggles its whole group."""
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, legendgroup=group, showlegend=True,
+                             marker={"color": colour, "size": 9, "symbol": symbol}, hoverinfo="skip"))
 
 
 def _front(fig: go.Figure, f: pd.DataFrame, cost: str, name: str, colour: str, symbol: str = "circle",
@@ -110,7 +133,7 @@ def _selected(fig: go.Figure, df: pd.DataFrame, cost: str, highlight: set[str] |
 
 def front_figure(df: pd.DataFrame, cost: str, log_x: bool = False, log_y: bool = False,
                  highlight: set[str] | None = None, group: str = "source", background: int = BACKGROUND,
-                 box: bool = False, quality: str = "decoder_params") -> go.Figure:
+                 quality: str = "decoder_params") -> go.Figure:
     """Scatter of ``quality`` (decoder params, or a proxy objective's column) against ``cost``, one
     colour per group, its 2-D front as a staircase.
 
@@ -127,8 +150,10 @@ def front_figure(df: pd.DataFrame, cost: str, log_x: bool = False, log_y: bool =
     shown = bounded_sample(df, max(200, background // max(1, df[group].nunique())), keep=on_front, group=group)
     for name, g in shown.groupby(group, sort=False):
         colour = palette[str(name)]
+        # one legend item per source, whatever it has: a run whose every point is on its front has one too
+        _legend_entry(fig, str(name), colour, str(name))
         feasible = g["feasible"].fillna(0).astype(bool)
-        _background(fig, g[feasible & ~g.index.isin(fronts.index)], cost, str(name), colour, y=y)
+        _background(fig, g[feasible & ~g.index.isin(fronts.index)], cost, str(name), colour, legend=False, y=y)
         if (~feasible).any():
             _background(fig, g[~feasible], cost, f"{name} (infeasible)", colour, opacity=0.1, legend=False,
                         group=str(name), y=y)
@@ -136,7 +161,7 @@ def front_figure(df: pd.DataFrame, cost: str, log_x: bool = False, log_y: bool =
         if len(f):
             _front(fig, f, cost, str(name), colour, y=y)
     _selected(fig, df, cost, highlight, link=True, y=y)
-    return _layout(fig, cost, log_x, log_y, box=box, y=y)
+    return _layout(fig, cost, log_x, log_y, y=y)
 
 
 def pick_figure(p: Pick, points: pd.DataFrame, highlight: set[str] | None = None, log_x: bool = True,
@@ -205,7 +230,7 @@ def quality_figure(history: pd.DataFrame, x: str, y: str = "hypervolume", log_x:
               "hypervolume": "hypervolume (share of the reference box)", "front_size": "front size"}
     fig.update_layout(xaxis_title=titles[x], yaxis_title=titles[y], height=360, margin={"t": 30, "l": 10, "r": 10},
                       legend={"orientation": "h", "y": -0.25})
-    fig.update_xaxes(type="log" if log_x else "linear")
+    fig.update_xaxes(**axis(log_x))
     return fig
 
 
@@ -221,7 +246,7 @@ def error_bar_figure(df: pd.DataFrame, highlight: set[str] | None = None) -> go.
                 marker={"color": colour, "size": 7, "symbol": "x" if flag else "circle"},
                 customdata=np.column_stack([g["arch_id"], g["latency_cv"].fillna(0) * 100, g["repeats"].fillna(0),
                                             g["protocol"], g["why"]]),
-                hovertemplate="%{customdata[0]}<br>%{x:.3g} ms, CV %{customdata[1]:.1f}%, %{customdata[2]} repeats"
+                hovertemplate="%{customdata[0]}<br>%{x:,.2f} ms, CV %{customdata[1]:.1f}%, %{customdata[2]} repeats"
                               "<br>%{customdata[3]}<br>%{customdata[4]}<extra></extra>"))
     if highlight:
         _selected(fig, df.assign(source=df["device_name"]), "latency_ms", highlight, link=False)

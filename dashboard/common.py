@@ -138,22 +138,9 @@ def linked_controls(key: str) -> set[str]:
     return set(ids)
 
 
-def highlight_rows(df: pd.DataFrame, ids: set[str]):
-    """A Styler that shades the rows of linked architectures (plain frame when none)."""
-    if not ids or "arch_id" not in df or not df["arch_id"].isin(ids).any():
-        return df
-    df = df.reset_index(drop=True)
-    marked = df["arch_id"].isin(ids).to_numpy()
-    return df.style.apply(lambda row: ["background-color: #fff3c4" if marked[row.name] else "" for _ in row], axis=1)
-
-
 def run_label(row: dict) -> str:
     device = row.get("device_name") or "proxy only"
     return f"{row['run_id']} · {row['family']} · {device} · {row['status']} · {row['n_evaluated']} archs"
-
-
-def fmt_params(n: float) -> str:
-    return f"{n / 1e6:.2f} M"
 
 
 def device_names(s: Store, empty_hint: str) -> dict[str, str]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from charts import log_axis
+
 
 def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None) -> Any:
     """Proxy (log x) against validation perplexity (log y), one point per trained architecture."""
@@ -23,6 +25,8 @@ def scatter(frame: pd.DataFrame, proxy: str, corr: dict[str, Any] | None = None)
                      hover_data=["arch_id", "n_layer", "d_model"], title=title, height=360,
                      labels={proxy: proxy, "valid_ppl": "validation perplexity"})
     fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(**log_axis(counts=True))
+    fig.update_yaxes(**log_axis())
     return fig
 
 

@@ -29,7 +29,7 @@ POINT_COLUMNS = ["source", "device_name", "device_id", "run_id", "arch_id", "fam
 
 RUN_COLUMNS = ["run_id", "family", "strategy", "device_name", "device_id", "status", "n_evaluated", "budget",
                "frontier_size", "hypervolume", "elapsed", "message", "created_at", "updated_at", "objectives_json",
-               "constraints_json"]
+               "constraints_json", "space"]
 _RUN_INTS = ("n_evaluated", "budget", "frontier_size")
 
 

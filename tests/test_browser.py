@@ -132,7 +132,10 @@ def test_click_through_select_a_point_and_download_it(server, browser, tmp_path)
     points = page.locator(".js-plotly-plot .scatterlayer .trace .points path")
     points.first.wait_for(timeout=30_000)
     page.screenshot(path=str(SHOTS / "frontier.png"), full_page=True)
-    # box-select the whole plot area: every drawn point, front included
+    # box-select the whole plot area with the toolbar's box select (a drag zooms, as on every selecting
+    # chart): every drawn point, front included
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator(".js-plotly-plot .modebar-btn[data-val='select']").first.click()
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     page.mouse.move(box["x"] + 3, box["y"] + 3)
     page.mouse.down()

@@ -229,6 +229,41 @@ def test_search_form_measures_generation_in_int8_and_refuses_what_cannot_run(mon
     assert s.run(run["run_id"])["status"] == "finished" and member["decode_ms_per_token"] > 0
 
 
+def test_search_form_sets_batch_and_sequence_length_and_the_runs_table_links_the_frontier(monkeypatch, tmp_path):
+    db = tmp_path / "batch.db"
+    at = page(monkeypatch, db, "views/search.py")
+    [m for m in at.multiselect if m.label == "Objectives"][0].set_value(["proxy", "latency"])
+    [n for n in at.number_input if n.label.startswith("Budget")][0].set_value(1)
+    [n for n in at.number_input if n.label == "Batch size"][0].set_value(2)
+    [n for n in at.number_input if n.label.startswith("Sequence length")][0].set_value(32)
+    [b for b in at.button if b.label == "Start search"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    s = Store(db)
+    run = s.runs()[0]
+    assert run["protocol"] == "torch-cpu-b2-s32-t1"
+    deadline = time.time() + 120
+    while s.run(run["run_id"])["status"] not in ("finished", "failed") and time.time() < deadline:
+        time.sleep(0.2)
+    assert s.run(run["run_id"])["status"] == "finished"
+    at.run()
+    runs = at.dataframe[-1].value
+    assert runs["space"].tolist() == ["gpt2"]
+    assert runs["frontier"].tolist() == [f"frontier?run={run['run_id']}"]
+    assert runs["elapsed"].iloc[0] > pd_timedelta(0)
+    # the link opens the Frontier explorer on that run
+    linked = app(monkeypatch, db)
+    linked.query_params["run"] = run["run_id"]
+    linked.run()
+    linked.switch_page("views/frontier.py").run()
+    assert [m for m in linked.multiselect if m.label == "Runs"][0].value == [run["run_id"]]
+
+
+def pd_timedelta(seconds: float):
+    import pandas as pd
+
+    return pd.Timedelta(seconds=seconds)
+
+
 def figure(at: AppTest, index: int = 0) -> dict:
     import json
 
@@ -449,3 +484,84 @@ def test_a_device_and_a_run_keep_their_colour_from_page_to_page(monkeypatch, see
     at = page(monkeypatch, db, "views/constraints.py")
     [x for x in at.selectbox if x.label == "Device"][0].set_value(SLOWER["device_id"]).run()
     assert colour_of(figure(at), "feasible 2-D front") == on_compare
+
+
+def _tables():
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))
+    import tables
+
+    return tables
+
+
+def test_one_place_formats_parameters_times_epochs_and_missing_values():
+    import pandas as pd
+
+    tables = _tables()
+    frame = pd.DataFrame({"arch_id": ["a", "b"], "decoder_params": [31_541_250, 2_553], "latency_ms": [912.468468, 0.1],
+                          "latency_cv": [0.0123, 0.2], "measured_at": [1796152013.6421, 1796152073.0],
+                          "infeasible": [None, "out of memory"], "on_frontier": [1, 0], "n_layer": [16, 2],
+                          "latency_ms · vm-b4": [3.0, 4.0]})
+    shown, config = tables.prepare(frame)
+    assert shown["decoder_params"].tolist() == [31.54125, 0.002553]  # millions, "%.3g M": 31.5 M
+    assert config["decoder_params"]["type_config"]["format"] == "%.3g M"
+    assert config["latency_ms"]["type_config"]["format"] == "%.2f ms"
+    assert config["latency_ms"]["label"] == "latency"
+    assert config["latency_cv"]["type_config"]["format"] == "percent"  # the fraction shown as a percentage
+    assert pd.api.types.is_datetime64_any_dtype(shown["measured_at"])
+    assert shown["measured_at"].iloc[0] == pd.Timestamp(1796152013.6421, unit="s", tz="UTC")
+    assert config["measured_at"]["label"] == "measured"
+    assert shown["infeasible"].tolist() == ["—", "out of memory"]
+    assert shown["on_frontier"].tolist() == [True, False] and config["on_frontier"]["type_config"]["type"] == "checkbox"
+    assert config["n_layer"]["label"] == "n_layer"  # the config's own name, as in the JSON
+    assert config["latency_ms · vm-b4"]["label"] == "latency · vm-b4"
+    assert config["latency_ms · vm-b4"]["type_config"]["format"] == "%.2f ms"
+    assert frame["decoder_params"].iloc[0] == 31_541_250  # the caller's frame is left as it was
+
+
+@pytest.mark.parametrize("name", ["views/search.py", "views/compare.py", "views/constraints.py", "views/quality.py",
+                                  "views/measurements.py", "views/architecture.py", "views/validation.py"])
+def test_every_table_on_a_page_has_words_for_headers_and_a_format_for_numbers(monkeypatch, seeded, name):
+    import json
+
+    tables = _tables()
+    at = page(monkeypatch, seeded[0], name)
+    assert at.dataframe, "the seeded page shows a table"
+    for df in at.dataframe:
+        columns = {k: v for k, v in json.loads(df.proto.columns).items() if k != "_index"}
+        values = df.value
+        for col, cfg in columns.items():
+            label = cfg.get("label") or ""
+            assert "_" not in label or label in tables.HYPERPARAMETERS, (name, col, label)
+            if col in values and pd_is_number(values[col]):
+                assert (cfg.get("type_config") or {}).get("format"), (name, col, "a number with no format")
+            if col.endswith("_at"):
+                assert (cfg.get("type_config") or {}).get("type") == "datetime", (name, col, "a Unix epoch shown raw")
+
+
+def pd_is_number(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def test_every_source_has_one_solid_legend_item_even_when_all_its_points_are_on_its_front():
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(APP).parent))
+    from charts import front_figure
+
+    rows = [{"source": "all-front", "arch_id": f"a{i}", "decoder_params": 10 * (i + 1), "latency_ms": float(i + 1),
+             "feasible": 1} for i in range(3)]
+    rows += [{"source": "cloud", "arch_id": f"b{i}", "decoder_params": 10 + i % 3, "latency_ms": 5.0 + i,
+              "feasible": 1} for i in range(6)]
+    fig = front_figure(pd.DataFrame(rows), "latency_ms").to_plotly_json()
+    legend = [t for t in fig["data"] if t.get("showlegend", True)]
+    assert sorted(t["name"] for t in legend) == ["all-front", "cloud"]
+    assert all(t["marker"].get("opacity", 1) == 1 for t in legend)
+    # the item toggles every trace of its source
+    assert {t["legendgroup"] for t in fig["data"] if t["name"].startswith("cloud")} == {"cloud"}
+    assert fig["layout"].get("dragmode") is None  # one drag behaviour on every selecting chart

@@ -18,6 +18,7 @@ from lts.errors import LtsError
 from lts.explore import architecture_detail, architecture_json, config_summary
 from lts.export import hf_zip, selection_json
 from lts.models.hf import stock_gpt2_config_dict, why_not_stock_gpt2
+from tables import data_table
 
 s = store()
 st.title("Architecture")
@@ -46,7 +47,7 @@ st.caption(config_summary(cfg))
 left, right = st.columns(2)
 with left:
     st.subheader("Per layer")
-    st.dataframe(d["layers"], hide_index=True, width="stretch")
+    data_table(d["layers"])
 with right:
     st.subheader("Parameters by part")
     parts = pd.DataFrame({"part": list(d["breakdown"]), "parameters": list(d["breakdown"].values())})
@@ -59,12 +60,12 @@ st.subheader("Measurements")
 if d["measurements"].empty:
     st.caption("Not measured on any device yet.")
 else:
-    st.dataframe(d["measurements"], hide_index=True, width="stretch")
+    data_table(d["measurements"])
 if not d["validation"].empty:
     st.subheader("Validation perplexity")
-    st.dataframe(d["validation"], hide_index=True)
+    data_table(d["validation"])
 st.subheader("Runs")
-st.dataframe(d["runs"], hide_index=True, width="stretch")
+data_table(d["runs"])
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download config (lts JSON)", architecture_json(s, arch_id), file_name=f"{arch_id}.json",
@@ -101,6 +102,7 @@ if others:
     def cell(v) -> str:  # ints stay ints; a layer an architecture lacks is blank
         return "" if v is None or (isinstance(v, float) and v != v) else str(int(v)) if isinstance(v, float) else str(v)
 
+    # Per-cell text with shading: the one table that keeps its own formats (not dashboard.tables').
     st.dataframe(values.style.apply(lambda col: [marked if x else "" for x in differs[col.name]], axis=0)
                  .format(cell), width="stretch")
     glob = settings_diff(cfgs, ids)
@@ -118,7 +120,7 @@ if others:
             entry["valid_ppl"] = float(x["validation"]["valid_ppl"].min())
         rows.append(entry)
     st.markdown("**Measurements and perplexity**")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    data_table(pd.DataFrame(rows))
 
 with st.expander("Download several architectures as one file"):
     picks = st.multiselect("Architectures", sorted(set(recent) | {arch_id}), default=[arch_id])

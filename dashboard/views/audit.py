@@ -6,6 +6,7 @@ import streamlit as st
 
 from common import store
 from lts.team.audit import audit_frame, known_values
+from tables import data_table
 
 s = store()
 st.title("Audit")
@@ -27,6 +28,6 @@ newest = int(c3.number_input("Newest entries", 10, 100_000, 1000, step=100, key=
 frame = audit_frame(s, newest, None if user == ALL else user, None if action == ALL else action)
 denied = int((frame["outcome"] == "denied").sum())
 st.caption(f"{len(frame):,} entries, newest first" + (f" · {denied} denied" if denied else ""))
-st.dataframe(frame, hide_index=True, width="stretch", key="audit_table")
+data_table(frame, key="audit_table")
 st.download_button("Download (CSV)", frame.to_csv(index=False).encode(), file_name="lts-audit.csv", mime="text/csv",
                    key="audit_csv")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from charts import BACKGROUND, front_figure, selected_ids
-from common import (cached_device_points, cached_run_points, follow_selection, highlight_rows, linked_controls,
+from charts import BACKGROUND, SELECTING, front_figure, selected_ids
+from common import (cached_device_points, cached_run_points, follow_selection, linked_controls,
                     run_label, space_filter, space_members, store, version)
 from lts.decide.points import in_space
 from lts.store.rows import records
 from lts.decide.rankshift import rank_shift, with_fronts
 from lts.decide.repro import reproductions
 from lts.explore import devices_table, reference_points, reference_sets, runs_table
+from tables import data_table, highlighted
 
 s = store()
 st.title("Compare devices")
@@ -36,7 +37,7 @@ if mode == "Devices":
         st.info("Comparing needs results from two or more devices. Run a search on another machine and import "
                 "its bundle on the Data page (`lts export-run RUN_ID -o bundle.json` there).")
         if len(devices):
-            st.dataframe(devices, hide_index=True)
+            data_table(devices)
         st.stop()
     names = dict(zip(devices["device_id"], devices["name"]))
     chosen = st.multiselect("Devices", list(names), default=list(names)[:4],
@@ -77,8 +78,8 @@ shown = pd.concat([points, reference_points(paper)], ignore_index=True) if paper
 
 sel = linked_controls("compare")
 st.caption(f"{len(points):,} measured points; each source's 2-D front is drawn in full with a sample of "
-           f"{background:,} of the rest. Click or box-select points: the same architecture is ringed on every device's front, "
-           "joined by a dotted line, and marked in the tables below and on the other pages.")
+           f"{background:,} of the rest. The same selected architecture is ringed on every device's front and "
+           "joined by a dotted line. " + SELECTING)
 event = st.plotly_chart(front_figure(shown, cost, log_x, log_y, highlight=sel, background=background), on_select="rerun",
                         selection_mode=("points", "box"), key="linked_chart")
 follow_selection(selected_ids(event))
@@ -88,9 +89,8 @@ if sel:
                else with_fronts(points, group="source"))
     rows = flagged[flagged["arch_id"].isin(sel)]
     st.subheader(f"Selected architectures on each {'device' if mode == 'Devices' else 'run'}")
-    st.dataframe(rows[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "feasible", "on_front"]]
-                 .rename(columns={"on_front": "on N-objective front"}).sort_values(["arch_id", "source"]),
-                 hide_index=True, width="stretch")
+    data_table(rows[["arch_id", "source", "decoder_params", "latency_ms", "peak_memory_mb", "feasible", "on_front"]]
+                 .rename(columns={"on_front": "on N-objective front"}).sort_values(["arch_id", "source"]))
 
 if mode == "Devices":
     table, pairs, _ = shifts(str(s.path), version(s), tuple(chosen), space)
@@ -115,4 +115,4 @@ if mode == "Devices":
                    "costs without reordering).")
     else:
         first = table.assign(_sel=table["arch_id"].isin(sel)).sort_values("_sel", ascending=False, kind="stable")
-        st.dataframe(highlight_rows(first.drop(columns="_sel").head(2000), sel), hide_index=True, width="stretch")
+        data_table(first.drop(columns="_sel").head(2000), styled=highlighted(sel))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from charts import colours, pick_figure, selected_ids
-from common import (cached_device_points, device_names, follow_selection, highlight_rows, linked_controls,
+from charts import SELECTING, colours, pick_figure, selected_ids
+from common import (cached_device_points, device_names, follow_selection, linked_controls,
                     space_filter, store)
 from lts.decide.fronts import Limits, pick
 from lts.decide.points import in_space
+from tables import data_table, highlighted
 
 s = store()
 st.title("Pick under constraints")
@@ -48,7 +49,7 @@ limits = Limits(None if lat == NONE else lat, None if mem == NONE else mem, None
 p = pick(points, cost, limits)
 sel = linked_controls("pick")
 st.caption(f"{p.n_within:,} of {p.n_total:,} architectures meet {limits.describe()} · feasible 2-D front: "
-           f"{len(p.front)} · N-objective front (params, latency, memory): {len(p.nd_members)}")
+           f"{len(p.front)} · N-objective front (params, latency, memory): {len(p.nd_members)}. " + SELECTING)
 event = st.plotly_chart(pick_figure(p, points, highlight=sel, colour=colours(names.values())[names[device]]),
                         on_select="rerun", selection_mode=("points", "box"), key="pick_chart")
 follow_selection(selected_ids(event))
@@ -64,7 +65,7 @@ if len(p.front):
     st.subheader("The feasible front")
     cols = ["arch_id", "decoder_params", "latency_ms", "peak_memory_mb", "n_layer", "d_model", "on_front_2d",
             "on_front_nd"]
-    st.dataframe(highlight_rows(p.front[cols], sel), hide_index=True, width="stretch")
+    data_table(p.front[cols], styled=highlighted(sel))
     picks = [r["arch_id"] for r in (p.best, p.knee) if r is not None]
     if st.button("Select the best-proxy and knee points", key="pick_select"):
         follow_selection(picks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
@@ -16,6 +15,7 @@ from lts.errors import LtsError
 from lts.store import darts as darts_repo
 from lts.team import guarded
 from team_page import can, current_user, limits, viewer_note
+from tables import data_table
 
 s = store()
 lim = limits()
@@ -101,11 +101,10 @@ if not runs:
             "`lts darts --steps 300` (add `--background` to detach).")
     st.stop()
 
-st.dataframe(pd.DataFrame([{"darts_id": r.darts_id, "status": r.status, "step": r.step, "steps": r.steps,
-                            "seed": r.seed, "derived": r.derived_arch_id, "elapsed_s": round(r.elapsed or 0.0),
-                            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
-                            "message": r.message} for r in runs]),
-             hide_index=True, width="stretch", key="darts_runs")
+data_table(pd.DataFrame([{"darts_id": r.darts_id, "status": r.status, "step": r.step, "steps": r.steps,
+                         "seed": r.seed, "derived": r.derived_arch_id, "elapsed_s": r.elapsed or 0.0,
+                         "created_at": r.created_at, "message": r.message} for r in runs]),
+           key="darts_runs")
 
 ids = [r.darts_id for r in runs]
 by_id = {r.darts_id: r for r in runs}
@@ -137,9 +136,9 @@ snapshot = (result or {}).get("final_weights") or next(iter(row.progress.get("al
 candidates = (result or {}).get("candidates") or row.settings.get("spec", {}).get("candidates", [])
 if snapshot:
     st.subheader("softmax(alpha)" + (" (final)" if result else " (latest)"))
-    st.dataframe(pd.DataFrame([{"layer": i, "split": k, **dict(zip(candidates, w))}
+    data_table(pd.DataFrame([{"layer": i, "split": k, **dict(zip(candidates, w))}
                                for i, layer in enumerate(snapshot) for k, w in enumerate(layer)]),
-                 hide_index=True, width="stretch", key="darts_alpha")
+                 key="darts_alpha")
 if result:
     from lts.decide.layers import layer_table
     from lts.space.config import config_from_dict
@@ -148,4 +147,4 @@ if result:
     st.subheader(f"Derived architecture {cfg.arch_id}")
     st.caption(f"supernet held-out loss {result['supernet_valid_loss']:.3f} · open it on the Architecture page, "
                f"or train it: `lts validate --run {did}`")
-    st.dataframe(layer_table(cfg), hide_index=True, width="stretch", key="darts_derived")
+    data_table(layer_table(cfg), key="darts_derived")

@@ -18,6 +18,7 @@ from lts.search.session import ACTIVE
 from lts.search.exchange import MAX_BYTES, export_runs, package_versions, parse_bundle, summary_line
 from lts.team import guarded
 from team_page import can, current_user, limits, viewer_note
+from tables import data_table
 
 s = store()
 lim = limits()
@@ -58,7 +59,7 @@ if entries and can("launch"):
         f"{r} · {by_id[r]['settings']['strategy']} · seed {by_id[r]['settings']['seed']} · "
         f"{by_id[r]['n_evaluations'] if 'n_evaluations' in by_id[r] else '?'} evaluations"))
     name = c2.text_input("Device name here", value=socket.gethostname(), key="rerun_device")
-    st.dataframe(compare_packages(by_id[source]["packages"], package_versions()), hide_index=True, width="stretch")
+    data_table(compare_packages(by_id[source]["packages"], package_versions()))
     if st.button("Re-run here", key="rerun_btn"):
         try:
             run_id = guarded.reproduce_search(current_user(), s, db_path(), source, name, limits=lim)

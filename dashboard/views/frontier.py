@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from charts import front_figure, selected_ids
+from charts import SELECTING, front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
 from lts.store import reads
 from lts.store.rows import records
 from lts.explore import apply_constraints, quality_axes, reference_points, reference_sets, runs_table
 from lts.export import hf_zip, selection_json
 from lts.search.session import ACTIVE
+from tables import data_table
 
 s = store()
 st.title("Frontier explorer")
@@ -21,7 +22,10 @@ labels = {r["run_id"]: run_label(r) for r in records(runs)}
 c1, c2 = st.columns([2, 1])
 # cancelled and failed runs are one click away, not in the first view
 useful = [r["run_id"] for r in records(runs) if r["status"] in ("finished", *ACTIVE)]
-chosen = c1.multiselect("Runs", list(labels), default=useful[:3], format_func=labels.get)
+# the Search page's runs table links here with ?run=<id>
+linked_run = st.query_params.get("run")
+chosen = c1.multiselect("Runs", list(labels), default=[linked_run] if linked_run in labels else useful[:3],
+                        format_func=labels.get)
 paper = c2.multiselect("LTS paper frontiers", reference_sets(), help="published Pareto models (trained on LM1B)")
 
 if not chosen and not paper:
@@ -50,22 +54,20 @@ if only_front:
     view = view[view["on_frontier"].astype(bool)]
 
 st.caption(f"{len(view):,} of {len(df):,} architectures shown · the line is each source's 2-D front "
-           "(the best quality for the cost), drawn in full with a sample of the other points; select points "
-           "with a click or a box to inspect them (they become the selection the deciding pages highlight).")
+           "(the best quality for the cost), drawn in full with a sample of the other points. " + SELECTING)
 if view.empty:
     st.warning("No architecture satisfies these constraints.")
     st.stop()
 
-event = st.plotly_chart(front_figure(view, cost, log_x, log_y, box=True, quality=quality), on_select="rerun",
+event = st.plotly_chart(front_figure(view, cost, log_x, log_y, quality=quality), on_select="rerun",
                         selection_mode=("points", "box"), key="front_chart")
 picked = selected_ids(event)
 if picked:
     set_linked(picked)  # no redraw here: the selection stays on this chart while it is inspected
     st.subheader(f"Selected ({len(picked)})")
     sel = view[view["arch_id"].isin(picked)].drop_duplicates("arch_id")
-    st.dataframe(sel[["arch_id", "source", "decoder_params", *qualities[1:], "latency_ms", "peak_memory_mb", "n_layer",
-                      "d_model"]],
-                 hide_index=True, width="stretch")
+    data_table(sel[["arch_id", "source", "decoder_params", *qualities[1:], "latency_ms", "peak_memory_mb", "n_layer",
+                      "d_model"]])
     c1, c2, c3 = st.columns(3)
     mine = reads.known_architectures(s, picked)
     if mine:

@@ -7,8 +7,8 @@ import socket
 import pandas as pd
 import streamlit as st
 
-from charts import error_bar_figure, selected_ids
-from common import (db_path, device_names, follow_selection, highlight_rows, linked, linked_controls, space_filter,
+from charts import SELECTING, error_bar_figure, selected_ids
+from common import (db_path, device_names, follow_selection, linked, linked_controls, space_filter,
                     store, version)
 from lts.store.rows import records
 from lts.decide.fronts import front_mask_2d
@@ -20,6 +20,7 @@ from lts.explore import devices_table
 from lts.search.session import queue_position
 from lts.team import guarded
 from team_page import can, current_user, limits, viewer_note
+from tables import data_table, highlighted
 
 s = store()
 st.title("Measurements")
@@ -54,7 +55,7 @@ keep = (front_mask_2d(feasible.assign(feasible=1), "latency_ms") | feasible["hig
         | feasible["arch_id"].isin(sel).to_numpy())
 shown = bounded_sample(feasible.assign(source=names[device]), 1000, keep=keep)
 st.caption(f"Latency +- one standard deviation of the timed forwards (CV x latency): the 2-D front, every flagged "
-           f"point and the selection, plus a sample of the rest ({len(shown):,} of {len(feasible):,}).")
+           f"point and the selection, plus a sample of the rest ({len(shown):,} of {len(feasible):,}). " + SELECTING)
 event = st.plotly_chart(error_bar_figure(shown, highlight=sel), on_select="rerun", selection_mode=("points", "box"),
                         key="prov_chart")
 follow_selection(selected_ids(event))
@@ -62,7 +63,7 @@ follow_selection(selected_ids(event))
 st.subheader("Every measurement (flagged and selected first)")
 order = prov.assign(_sel=prov["arch_id"].isin(sel)).sort_values(["_sel", "high_variance", "latency_cv"],
                                                                  ascending=False).drop(columns="_sel")
-st.dataframe(highlight_rows(order.head(1000), sel), hide_index=True, width="stretch")
+data_table(order.head(1000), styled=highlighted(sel))
 
 st.subheader("Re-measure on this host")
 if not can("launch"):
@@ -109,16 +110,15 @@ def job_status() -> None:
         if position is not None:
             st.caption(f":material/hourglass_top: job `{row['job_id']}` queued (position {position}): waiting for "
                        f"this host's measuring turn.")
-    st.dataframe(j[["job_id", "device_name", "status", "n_done", "n_archs", "message", "created_at"]], hide_index=True,
-                 width="stretch")
+    data_table(j[["job_id", "device_name", "status", "n_done", "n_archs", "message", "created_at"]])
     job = st.session_state.get("remeasure_job") or j["job_id"].iloc[0]
     keys = job_keys(s, job)
     if keys:
         st.markdown(f"**Old and new, job `{job}`**")
-        st.dataframe(side_by_side(s, keys), hide_index=True, width="stretch")
+        data_table(side_by_side(s, keys))
 
 
 job_status()
 if sel:
     with st.expander(f"Measurement history of the selection ({len(sel)})"):
-        st.dataframe(history(s, sorted(sel)), hide_index=True, width="stretch")
+        data_table(history(s, sorted(sel)))

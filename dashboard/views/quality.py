@@ -13,6 +13,7 @@ from lts.decide.quality import HistorySettings, quality_history
 from lts.errors import LtsError
 from lts.explore import runs_table
 from lts.search.session import ACTIVE
+from tables import data_table
 
 s = store()
 st.title("Front quality")
@@ -21,9 +22,17 @@ if runs.empty:
     st.info("No search runs yet. Start one on the Search page; its hypervolume and front size appear here as it runs.")
     st.stop()
 
+EVERY = "every space"
+spaces = sorted(runs["space"].dropna().unique())
+c0, c1 = st.columns([1, 4])
+space = c0.selectbox("Space", [EVERY, *spaces], key="quality_space", disabled=len(spaces) < 2,
+                     help="only the runs that searched this space (a demo run's tiny models next to a GPT-2 "
+                          "search compare nothing)")
+if space != EVERY:
+    runs = runs[runs["space"] == space]
 labels = {r["run_id"]: run_label(r) for r in records(runs)}
 default = list(labels)[:6]
-chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="quality_runs")
+chosen = c1.multiselect("Runs", list(labels), default=default, format_func=labels.get, key=f"quality_runs_{space}")
 c1, c2 = st.columns(2)
 common = c1.toggle("One hypervolume reference per device and space", value=True, key="quality_common",
                    help="On: the runs of one device and one space (same objectives) are normalised by the same box "
@@ -69,7 +78,7 @@ def charts() -> None:
     c2.plotly_chart(quality_figure(h, "elapsed_s", log_x=log_x), key="hv_time")
     c1.plotly_chart(quality_figure(h, "n_evaluated", "front_size", log_x=log_x), key="size_evals")
     last = h.groupby("label", sort=False).tail(1)[["label", "n_evaluated", "elapsed_s", "hypervolume", "front_size"]]
-    c2.dataframe(last, hide_index=True, width="stretch")
+    data_table(container=c2, data=last)
     c2.caption("Wall time comes from each evaluation's measurement time; evaluations that reused a cached "
                "measurement are interpolated, and a resumed run's pause counts as time.")
 

@@ -18,6 +18,7 @@ from lts.space.ranges import SearchSpace
 from lts.surrogate.assist import SurrogateSettings
 from lts.team import guarded
 from team_page import can, current_user, forget_ray_devices, limits, ray_devices, viewer_note
+from tables import DATETIME_FORMAT, data_table
 
 DEMO_SPACE = {"family": "gpt2", "name": "demo", "n_layer": {"min": 1, "max": 4}, "d_model": [64, 128],
               "d_embed": [64, 128], "div_val": [1], "n_head": [2, 4], "d_inner": {"min": 128, "max": 512, "step": 64},
@@ -103,9 +104,13 @@ else:
             quant = c4.selectbox("Precision", ["none", "int8"],
                                  help="int8: the decoder's Linear layers dynamically quantized (CPU); what it does "
                                       "to a trained model's perplexity is not measured: validate before shipping")
-            backend = st.selectbox("Backend", ["torch", "onnxruntime"],
+            c1, c2, c3 = st.columns(3)
+            backend = c1.selectbox("Backend", ["torch", "onnxruntime"],
                                    help="onnxruntime: each candidate exported to ONNX and timed in an ONNX Runtime "
                                         "CPU session (forward workload, fp32)")
+            batch = c2.number_input("Batch size", 1, 4096, 1, help="sequences per timed forward (lts search --batch)")
+            seq_len = c3.number_input("Sequence length (0 = the space's tgt_len)", 0, 65_536, 0,
+                                      help="tokens per sequence in the forward workload (lts search --seq-len)")
             screen = st.checkbox("Screen children with the cost surrogate (measure only those predicted near the front)",
                                  value=False, help="lts search --surrogate: see the Cost surrogates page for its error")
             # An address whose devices could not be listed must not quietly fall back to this host.
@@ -128,7 +133,7 @@ else:
                               objectives=",".join(objectives), constraints=constraints,
                               surrogate=SurrogateSettings() if screen else None, population=default_population(screen),
                               workload=workload, prompt_len=int(prompt_len), new_tokens=int(new_tokens),
-                              quant=quant, backend=backend)
+                              quant=quant, backend=backend, batch=int(batch), seq_len=int(seq_len) or None)
 
 
 @st.fragment(run_every=2)
@@ -155,9 +160,13 @@ def live() -> None:
             if row["status"] != "cancelling" and can("cancel") and st.button("Cancel", key=f"cancel-{row['run_id']}"):
                 cancel_then_rerun(lambda run_id=row["run_id"]: guarded.cancel_search(current_user(), s, run_id))
     st.subheader("All runs")
-    show = table[["run_id", "family", "strategy", "device_name", "status", "n_evaluated", "budget",
-                  "frontier_size", "hypervolume", "message"]]
-    st.dataframe(show, hide_index=True, width="stretch")
+    show = table[["run_id", "space", "strategy", "device_name", "status", "n_evaluated", "budget",
+                  "frontier_size", "hypervolume", "created_at", "elapsed", "message"]].assign(
+        frontier="frontier?run=" + table["run_id"])
+    data_table(show, column_config={
+        "created_at": st.column_config.DatetimeColumn("started", format=DATETIME_FORMAT),
+        "frontier": st.column_config.LinkColumn("frontier", display_text="open", help="the run on the Frontier explorer"),
+    })
 
 
 live()

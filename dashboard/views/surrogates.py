@@ -8,6 +8,7 @@ from common import store
 
 from lts.errors import LtsError
 from lts.surrogate.views import assisted_runs, drift_checks, heldout_points, run_predictions, surrogate_choices
+from tables import data_table
 
 s = store()
 st.title("Cost surrogates")
@@ -20,7 +21,7 @@ if table.empty:
 st.caption("Figures on held-out architectures (measured, not trained on). params / flops: a power law of decoder "
            "params or FLOPs fitted on the same training set, for comparison. coverage_1sd: share within one predicted "
            "standard deviation (68% if the uncertainty is calibrated).")
-st.dataframe(table.drop(columns=["surrogate_id"]), hide_index=True, width="stretch")
+data_table(table.drop(columns=["surrogate_id"]))
 
 labels = [f"{r.device} · {r.protocol} · {r.objective} · v{r.version} ({r.model})" for r in table.itertuples()]
 pick = st.selectbox("Surrogate", range(len(labels)), format_func=lambda i: labels[i], key="surrogate_pick")
@@ -78,4 +79,4 @@ if runs:
     checks = drift_checks(s, run_id)
     if not checks.empty:
         st.subheader("Drift checks (reference architecture re-measured)")
-        st.dataframe(checks, hide_index=True, width="stretch")
+        data_table(checks)

@@ -6,7 +6,9 @@ import plotly.express as px
 import streamlit as st
 
 import validation_charts
-from common import cancel_then_rerun, db_path, launched, rerun_when_jobs_move, store
+from charts import log_axis
+from common import cancel_then_rerun, db_path, launched, rerun_when_jobs_move, run_label, store
+from lts.explore import runs_table
 from lts.store.rows import records
 from lts.flexibert.benchmark import scatter_proxies, shipped_result
 from lts.proxies.compare import compare_reference
@@ -17,6 +19,7 @@ from lts.validate import page as own
 from lts.validate.candidates import SAMPLING
 from lts.validate.page import LaunchForm
 from lts.validate.recipe import RECIPES
+from tables import data_table
 
 s = store()
 lim = limits()
@@ -37,17 +40,19 @@ c2.metric("Spearman", f"{c['spearman']:.3f}")
 c3.metric("Kendall", f"{c['kendall']:.3f}")
 fig = px.scatter(rows, x="proxy", y="valid_ppl", log_x=True, log_y=True, hover_data=["name", "arch_id"],
                  labels={"proxy": proxy, "valid_ppl": "validation perplexity"}, height=450)
+fig.update_xaxes(**log_axis(counts=proxy.endswith("params")))
+fig.update_yaxes(**log_axis())
 st.plotly_chart(fig, key="reference_scatter")
 st.caption("Signs are flipped so +1 means a larger proxy ranks exactly as a lower perplexity.")
-st.dataframe([r for r in table.values() if r["set"].startswith("random")], hide_index=True, width="stretch")
+data_table([r for r in table.values() if r["set"].startswith("random")])
 
 st.subheader("Proxy comparison on the published models")
 st.caption("Every registered proxy (`lts proxies compare --reference`): Spearman, Kendall, the share of the "
            "20 best models among the proxy's top 20, and seconds per architecture on one CPU thread.")
 suite = [r for r in compare_reference() if r["family"] == family]
-st.dataframe(
+data_table(
     [{k: r[k] for k in ("proxy", "n", "spearman", "kendall", "top10_overlap", "seconds_per_arch", "note")} for r in suite],
-    hide_index=True, width="stretch", key="proxy_suite",
+    key="proxy_suite",
 )
 
 st.subheader("FlexiBERT benchmark: every proxy against GLUE")
@@ -66,7 +71,7 @@ fb = flexibert()
 if fb is None:
     st.info("No FlexiBERT result file yet: compute it with `lts proxies benchmark flexibert --recompute --write-cache`.")
 else:
-    st.dataframe(validation_charts.flexibert_frame(fb), hide_index=True, width="stretch", key="flexibert_table")
+    data_table(validation_charts.flexibert_frame(fb), key="flexibert_table")
     fb_proxy = st.selectbox("Proxy against GLUE", scatter_proxies(fb), key="flexibert_proxy")
     st.vega_lite_chart(spec=validation_charts.flexibert_scatter(fb, fb_proxy), width="stretch", key="flexibert_scatter")
 
@@ -96,7 +101,12 @@ else:
             workers = c4.number_input("Workers", 1, 64, min(d.workers, own.cpu_count()))
             c1, c2, c3, c4 = st.columns(4)
             corpus = c1.text_input("Corpus (file or folder; blank: Jane Austen)", value="")
-            run_id = c2.text_input("Search run (optional: train its frontier)", value="")
+            NO_RUN = ""
+            search_runs = {r["run_id"]: run_label(r) for r in records(runs_table(s)) if r["frontier_size"]}
+            run_id = c2.selectbox("Search run (optional: train its frontier)", [NO_RUN, *search_runs],
+                                  format_func=lambda r: search_runs.get(r, "none: sample the space"),
+                                  help="train the architectures on this run's frontier instead of a sample of "
+                                       "the space (its family is used)")
             vocab = c3.number_input("BPE vocabulary", 257, 65536, d.vocab)
             seed = c4.number_input("Seed", 0, 2**31 - 1, d.seed)
             keep = c1.number_input("Keep trained weights up to (MB each; 0: none)", 0.0, 1000.0, d.keep_weights_mb,
@@ -165,11 +175,11 @@ else:
             if c["spearman_lo"] is not None:
                 st.caption(f"95% CI [{c['spearman_lo']:+.3f}, {c['spearman_hi']:+.3f}] · Kendall "
                            f"{c['kendall']:+.3f} [{c['kendall_lo']:+.3f}, {c['kendall_hi']:+.3f}]")
-    st.dataframe(corr, hide_index=True, width="stretch", key="own_correlations")
+    data_table(corr, key="own_correlations")
     curve = own.curve_frame(s, vid)
     if not curve.empty:
         st.plotly_chart(validation_charts.curve(curve), key="own_curve")
         st.caption("Each checkpoint ranks the held-out perplexity the models had after that many training tokens "
                    "(same recipe, same batches): a rising curve says the ranking is still converging toward the "
                    "proxy, a flat one that more training would not change it.")
-st.dataframe(frame, hide_index=True, width="stretch", key="own_results")
+data_table(frame, key="own_results")

@@ -698,8 +698,8 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT r.*, d.name AS device_name FROM runs r LEFT JOIN devices d USING (device_id)"
-            " ORDER BY r.created_at DESC"
+            "SELECT r.*, d.name AS device_name, COALESCE(json_extract(r.space_json, '$.name'), r.family) AS space"
+            " FROM runs r LEFT JOIN devices d USING (device_id) ORDER BY r.created_at DESC"
         )
 
     def run_rows(self, run_id: str, frontier_only: bool = False) -> list[dict[str, Any]]:
