@@ -183,7 +183,7 @@ def open_page(page, title: str) -> None:
     page.get_by_role("link", name=title).first.click()
     page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
     wait_idle(page)
-    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot .scatterlayer .trace .points path").first.wait_for(timeout=30_000)
 
 
 def test_constraint_slider_redraws_the_front(server, browser):
