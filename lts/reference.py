@@ -28,6 +28,10 @@ ARCH_KEYS = (
 )
 DEVICES = {"arm": "LTS paper: ARM CPU", "corei7": "LTS paper: Core i7", "titanxp": "LTS paper: Titan Xp"}
 FAMILY_OF = {"GPT2": "gpt2", "TransXL": "transxl"}
+# Shown wherever the published fronts are drawn next to this host's runs.
+PAPER_CAVEAT = ("The LTS paper's fronts were measured on its own hardware (ARM CPU, Core i7, Titan Xp, ONNX Runtime) "
+                "and their perplexities come from models trained on LM1B / WikiText-103: compare their shape and "
+                "spread with yours, not their latencies or memory point by point.")
 
 
 @dataclass

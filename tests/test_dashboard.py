@@ -565,3 +565,26 @@ def test_every_source_has_one_solid_legend_item_even_when_all_its_points_are_on_
     # the item toggles every trace of its source
     assert {t["legendgroup"] for t in fig["data"] if t["name"].startswith("cloud")} == {"cloud"}
     assert fig["layout"].get("dragmode") is None  # one drag behaviour on every selecting chart
+
+
+def test_architecture_compare_with_leaves_out_the_one_shown(monkeypatch, seeded):
+    at = page(monkeypatch, seeded[0], "views/architecture.py")
+    shown = at.query_params["arch"]
+    options = [m for m in at.multiselect if m.label.startswith("Compare with")][0].options
+    assert options and shown not in options
+
+
+def test_numbers_that_mislead_carry_a_warning(monkeypatch, seeded):
+    import pandas as pd
+
+    from lts.reference import PAPER_CAVEAT
+    from lts.validate.page import untrained_warning
+
+    at = page(monkeypatch, seeded[0], "views/frontier.py")
+    assert PAPER_CAVEAT not in [w.value for w in at.warning]
+    [m for m in at.multiselect if m.label == "LTS paper frontiers"][0].set_value([at.multiselect[1].options[0]]).run()
+    assert PAPER_CAVEAT in [w.value for w in at.warning]
+    untrained = pd.DataFrame({"status": ["done"] * 3 + ["pending"], "valid_ppl": [510.0, 522.0, 530.0, None]})
+    assert "barely trained" in untrained_warning(untrained)
+    assert untrained_warning(untrained.assign(valid_ppl=[60.0, 75.0, 90.0, None])) is None
+    assert untrained_warning(untrained.iloc[3:]) is None  # nothing trained yet: nothing to say

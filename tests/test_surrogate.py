@@ -364,3 +364,34 @@ def test_a_child_is_scored_once_as_a_predicted_parent_and_as_a_screening_candida
     screen.refit()  # a new model scores every child again
     screen.predicted_members(pool[:2], 0)
     assert len(calls) == len(pool) + 2
+
+
+def test_a_default_fit_on_few_measurements_holds_out_enough_to_report_its_error(tmp_path):
+    """The page's suggested `lts surrogate fit` on 49 measurements trained on all 49 and had nothing to show."""
+    store = seed_db(tmp_path / "few.db", n=49)
+    dev = FAKE_DEVICE["device_id"]
+    s = fit_surrogate(store, dev, PROTO, "latency", kinds=("linear",))
+    assert len(s.train_ids) == 39 and s.figures["held_out"]["n"] == 10
+    assert s.figures["held_out"]["mape"] is not None
+    everything = fit_surrogate(store, dev, PROTO, "latency", kinds=("linear",), hold_out=0)
+    assert len(everything.train_ids) == 49 and everything.figures["held_out"] is None
+
+
+def test_an_operator_fits_a_surrogate_from_the_page_and_sees_its_held_out_error(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from lts.team.audit import audit_frame
+
+    store = seed_db(tmp_path / "fit.db", n=49)
+    app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+    monkeypatch.setenv("LTS_DB", str(tmp_path / "fit.db"))
+    at = AppTest.from_file(app, default_timeout=60)
+    at.secrets["lts"] = {}
+    at.run()
+    at.switch_page("views/surrogates.py").run()
+    assert at.info  # no surrogate yet, and the form to fit one
+    [b for b in at.button if b.label == "Fit"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "10 held out" in at.success[0].value
+    assert any("10 held-out architectures" in c.value for c in at.caption)  # figures, not "nothing held out"
+    assert audit_frame(store)["action"].tolist() == ["fit_surrogate"]

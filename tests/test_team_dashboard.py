@@ -267,7 +267,11 @@ def test_an_operator_launches_cancels_imports_deletes_and_the_audit_shows_it(loo
     at = _import(_app(secrets, "otto", users, "views/data.py"), bundle)
     assert at.success[0].value.startswith("Imported: 1 new runs"), [e.value for e in at.error]
     assert _device_name(s, run) == "their-laptop"
+    assert at.selectbox(key="delete_run_pick").value is None  # nothing preselected
+    assert at.button(key="delete_run_btn").disabled
     at.selectbox(key="delete_run_pick").set_value(launched).run()
+    assert at.button(key="delete_run_btn").disabled  # not before the confirmation
+    at.checkbox(key="delete_run_confirm").check().run()
     at.button(key="delete_run_btn").click().run()
     assert any(m.value.startswith(f"Deleted run {launched}") for m in at.success)
     assert launched not in {r["run_id"] for r in s.runs()}

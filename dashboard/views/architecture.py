@@ -47,7 +47,8 @@ st.caption(config_summary(cfg))
 left, right = st.columns(2)
 with left:
     st.subheader("Per layer")
-    data_table(d["layers"])
+    # every layer without scrolling (16 layers is LTS's deepest GPT-2): 35 px a row plus the header
+    data_table(d["layers"], height=38 + 35 * len(d["layers"]))
 with right:
     st.subheader("Parameters by part")
     parts = pd.DataFrame({"part": list(d["breakdown"]), "parameters": list(d["breakdown"].values())})
@@ -84,7 +85,8 @@ else:
 
 st.subheader("Side by side")
 others_default = [a for a in linked() if a != arch_id][:2]
-others = st.multiselect("Compare with (up to two)", list(dict.fromkeys([*linked(), *recent])), default=others_default,
+others = st.multiselect("Compare with (up to two)", [a for a in dict.fromkeys([*linked(), *recent]) if a != arch_id],
+                        default=others_default,
                         max_selections=2, key="diff_ids", help="the selection made on the deciding pages comes first")
 if others:
     details = [d]

@@ -12,6 +12,7 @@ from lts.decide.points import in_space
 from lts.store.rows import records
 from lts.decide.rankshift import rank_shift, with_fronts
 from lts.decide.repro import reproductions
+from lts.reference import PAPER_CAVEAT
 from lts.explore import devices_table, reference_points, reference_sets, runs_table
 from tables import data_table, highlighted
 
@@ -75,6 +76,8 @@ background = c5.number_input("background points", 0, 200_000, BACKGROUND, step=1
                              help="sampled non-front points sent to the browser (fronts always go in full); "
                                   "above 2,500 per source they are drawn with WebGL")
 shown = pd.concat([points, reference_points(paper)], ignore_index=True) if paper else points
+if paper:
+    st.warning(PAPER_CAVEAT)
 
 sel = linked_controls("compare")
 st.caption(f"{len(points):,} measured points; each source's 2-D front is drawn in full with a sample of "

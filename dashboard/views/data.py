@@ -97,9 +97,12 @@ else:
         st.caption("Removes the run, its members, predictions and drift checks. Architectures and measurements stay: "
                    "they are the cache every run on that device shares. Recorded in the audit trail.")
         labels = {r["run_id"]: run_label(r) for r in records(idle)}
-        c1, c2 = st.columns([4, 1])
-        doomed = c1.selectbox("Run to delete", list(labels), format_func=labels.get, key="delete_run_pick")
-        if c2.button("Delete run", key="delete_run_btn"):
+        c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+        # nothing preselected and a confirmation: a delete is never one stray click
+        doomed = c1.selectbox("Run to delete", list(labels), index=None, placeholder="choose a run",
+                              format_func=labels.get, key="delete_run_pick")
+        sure = c2.checkbox("Yes, delete it for good", key="delete_run_confirm", disabled=doomed is None)
+        if c3.button("Delete run", key="delete_run_btn", disabled=not (doomed and sure)):
             try:
                 removed = guarded.delete_run(current_user(), s, doomed)
             except LtsError as exc:

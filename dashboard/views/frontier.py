@@ -9,6 +9,7 @@ from charts import SELECTING, front_figure, selected_ids
 from common import cached_run_points, run_label, set_linked, store
 from lts.store import reads
 from lts.store.rows import records
+from lts.reference import PAPER_CAVEAT
 from lts.explore import apply_constraints, quality_axes, reference_points, reference_sets, runs_table
 from lts.export import hf_zip, selection_json
 from lts.search.session import ACTIVE
@@ -33,6 +34,8 @@ if not chosen and not paper:
     st.stop()
 
 df = pd.concat([cached_run_points(s, chosen), reference_points(paper)], ignore_index=True) if paper else cached_run_points(s, chosen)
+if paper:
+    st.warning(PAPER_CAVEAT)
 
 c0, c1, c2, c3, c4 = st.columns([1.2, 1.2, 0.7, 0.7, 0.7])
 qualities = quality_axes(df)

@@ -8,10 +8,40 @@ from common import store
 
 from lts.errors import LtsError
 from lts.surrogate.views import assisted_runs, drift_checks, heldout_points, run_predictions, surrogate_choices
+from lts.team import guarded
 from tables import data_table
+from team_page import can, current_user
 
 s = store()
 st.title("Cost surrogates")
+
+
+def fit_form() -> None:
+    """`lts surrogate fit` for operators: a new version from a device's measurements, 20% held out."""
+    if not can("launch"):
+        return
+    devices = sorted({d["name"] for d in s.devices()})
+    if not devices:
+        return
+    with st.expander("Fit a surrogate", expanded=False), st.form("fit_surrogate"):
+        c1, c2 = st.columns(2)
+        device = c1.selectbox("Device", devices, key="fit_device")
+        objective = c2.selectbox("Objective", ["latency", "memory"], key="fit_objective")
+        st.caption("Fits on the device's most measured protocol, holding out a fifth of the measurements (at least "
+                   "2) so its error is shown below; `lts surrogate fit --hold-out 0` trains on every one.")
+        if st.form_submit_button("Fit", type="primary"):
+            try:
+                with st.spinner("Fitting..."):
+                    fitted = guarded.fit_surrogate(current_user(), s, device, objective)
+            except LtsError as exc:
+                st.error(str(exc))
+            else:
+                held = (fitted.figures.get("held_out") or {}).get("n") or 0
+                st.success(f"Fitted v{fitted.version} ({fitted.model.kind}) on {len(fitted.train_ids)} "
+                           f"measurements; {held} held out.")
+
+
+fit_form()
 table = surrogate_choices(s)
 if table.empty:
     st.info("No surrogate yet. After a search has measured a few dozen architectures on a device, fit one: "

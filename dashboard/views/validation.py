@@ -162,6 +162,8 @@ if row["message"]:
 
 frame = own.results_frame(s, vid)
 corr = own.correlation_frame(s, vid)
+if warning := own.untrained_warning(frame):
+    st.warning(warning)
 done = int((frame["status"] == "done").sum()) if not frame.empty else 0
 if done < 2:
     st.info(f"{done} of {len(frame)} architectures trained so far: the correlations appear from two on.")

@@ -28,7 +28,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     store = _store(args)
     device_id, protocol = resolve(store, args.device_name, args.protocol)
     for obj in _objectives(args.objective):
-        s = fit_surrogate(store, device_id, protocol, obj, n_train=args.train, seed=args.seed, kinds=kinds)
+        s = fit_surrogate(store, device_id, protocol, obj, n_train=args.train, seed=args.seed, kinds=kinds,
+                         hold_out=args.hold_out)
         h = s.figures.get("held_out") or {}
         held = (f"held-out {h['n']}: MAPE {h['mape']:.2f}%, within +-10% {h['within_10']:.1f}%, tau {h['kendall']:.3f}"
                 if h else "no held-out architectures left (all used for training)")
@@ -74,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: Any) -> None:
-    from lts.surrogate.defaults import DEFAULT_TRAIN, KINDS  # not .fit/.model: they pull numpy and scipy
+    from lts.surrogate.defaults import DEFAULT_TRAIN, HOLD_OUT, KINDS  # not .fit/.model: they pull numpy and scipy
 
     sg = sub.add_parser("surrogate", help="cost surrogates: predict latency and memory before measuring")
     ss = sg.add_subparsers(dest="surrogate_cmd", required=True)
@@ -87,7 +88,11 @@ def add_commands(sub: Any) -> None:
     f = ss.add_parser("fit", help="fit a new version from this device's measurements in the database")
     f.add_argument("--device-name", required=True)
     f.add_argument("--protocol", help="protocol key (default: the device's most measured)")
-    f.add_argument("--train", type=int, default=DEFAULT_TRAIN, help="training architectures; the rest are held out")
+    f.add_argument("--train", type=int, default=DEFAULT_TRAIN,
+                   help=f"training architectures (default {DEFAULT_TRAIN}); the rest are held out, at least "
+                        f"--hold-out of them")
+    f.add_argument("--hold-out", type=float, default=HOLD_OUT,
+                   help=f"share always held out to report errors (default {HOLD_OUT}; 0: train on every measurement)")
     f.add_argument("--kind", choices=["auto", *KINDS], default="auto", help="model (auto: chosen by cross-validation)")
     common(f)
     f.set_defaults(func=cmd_fit)

@@ -16,7 +16,7 @@ from lts.errors import LtsError
 from lts.store import surrogates as store_surrogates
 from lts.store.db import Store
 from lts.surrogate.data import Measured, held_out_split, measured
-from lts.surrogate.defaults import DEFAULT_TRAIN  # defined there, light, for the CLI; still importable from here
+from lts.surrogate.defaults import DEFAULT_TRAIN, HOLD_OUT  # defined there, light, for the CLI; still importable from here
 from lts.surrogate.figures import figures, held_out_points, proxy_baselines
 from lts.surrogate.model import KINDS, CostModel, fit_best
 from lts.surrogate.stored import Surrogate, from_record, load, save  # importable from here, as before
@@ -25,11 +25,13 @@ __all__ = ["DEFAULT_TRAIN", "Surrogate", "evaluate", "fit_surrogate", "from_reco
            "learning_curve", "load", "report_rows", "save", "split"]
 
 
-def split(data: Measured, n_train: int, seed: int) -> tuple[Measured, Measured]:
-    """A seeded random training subset of at most ``n_train``; the rest is held out."""
+def split(data: Measured, n_train: int, seed: int, hold_out: float = HOLD_OUT) -> tuple[Measured, Measured]:
+    """A seeded random training subset of at most ``n_train``, leaving at least ``hold_out`` of the data
+    (and 2 architectures) held out; the rest is held out."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data))
-    n = min(n_train, len(data))
+    held = max(2, int(np.ceil(hold_out * len(data)))) if hold_out > 0 else 0
+    n = max(min(3, len(data)), min(n_train, len(data) - held))
     return data.subset(sorted(order[:n])), data.subset(sorted(order[n:]))
 
 
@@ -46,13 +48,14 @@ def evaluate(model: CostModel, train: Measured, test: Measured) -> dict[str, Any
 
 
 def fit_surrogate(store: Store, device_id: str, protocol: str, objective: str, n_train: int = DEFAULT_TRAIN,
-                  seed: int = 0, kinds: tuple[str, ...] = KINDS) -> Surrogate:
-    """Fit on up to ``n_train`` measured architectures, report on the rest, store as a new version."""
+                  seed: int = 0, kinds: tuple[str, ...] = KINDS, hold_out: float = HOLD_OUT) -> Surrogate:
+    """Fit on up to ``n_train`` measured architectures (at least ``hold_out`` of them kept back), report on
+    the rest, store as a new version."""
     data = measured(store, device_id, protocol, objective)
     if len(data) < 5:
         raise LtsError(f"{len(data)} measured architectures for {objective} on this device and protocol "
                        f"({protocol}); a surrogate needs at least 5 (run a search or lts measure first)")
-    train, test = split(data, n_train, seed)
+    train, test = split(data, n_train, seed, hold_out)
     model, cv = fit_best(train.X, train.y, seed, kinds)
     figs = {"train_n": len(train), "cv_mape": cv, "chosen": model.kind, **evaluate(model, train, test),
             "model": model.describe(), "seconds_per_measurement": float(np.mean(data.seconds)) if len(data) else None}

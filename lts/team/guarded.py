@@ -217,3 +217,20 @@ def cancel_darts(user: User | None, store: Store, darts_id: str) -> str:
     with _audited(store, user, "cancel_darts", darts_id):
         require(user, "cancel", "cancel DARTS searches")
         return cancel(store, darts_id)
+
+
+# -- cost surrogates ----------------------------------------------------------------------------
+def fit_surrogate(user: User | None, store: Store, device_name: str, objective: str,
+                  protocol: str | None = None, seed: int = 0) -> Any:
+    """Fit a new surrogate version (``lts surrogate fit``) for an operator; audited like a launch. It runs
+    in the caller (seconds: a linear or GP model on at most a few hundred measurements)."""
+    from lts.surrogate.data import resolve
+    from lts.surrogate.fit import fit_surrogate as fit
+
+    detail = {"device": device_name, "objective": objective, "protocol": protocol}
+    with _audited(store, user, "fit_surrogate", device_name, detail) as entry:
+        require(user, "launch", "fit surrogates")
+        device_id, protocol = resolve(store, device_name, protocol)
+        s = fit(store, device_id, protocol, objective, seed=seed)
+        entry["detail"] = {**detail, "protocol": protocol, "version": s.version, "train_n": len(s.train_ids)}
+        return s

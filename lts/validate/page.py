@@ -83,6 +83,21 @@ def curve_frame(store: Store, validation_id: str, bootstrap: BootstrapSettings =
     return pd.DataFrame(validation_curve(store, validation_id, bootstrap))
 
 
+UNTRAINED_PPL = 300.0  # a BPE model this far from its corpus has learned little beyond token frequencies
+
+
+def untrained_warning(frame: pd.DataFrame) -> str | None:
+    """A one-line warning when a validation run's trained models are still near their starting perplexity:
+    a ranking of models that learned nothing says nothing about the proxy."""
+    done = frame[frame["status"] == "done"] if "status" in frame else frame
+    ppl = pd.to_numeric(done.get("valid_ppl"), errors="coerce").dropna() if "valid_ppl" in done else pd.Series([])
+    if ppl.empty or ppl.median() <= UNTRAINED_PPL:
+        return None
+    return (f"Median validation perplexity {ppl.median():.0f}: these models are barely trained (above "
+            f"{UNTRAINED_PPL:.0f} they have learned little beyond token frequencies), so their ranking says little "
+            "about the proxy. Train with more steps (the lts-v2 recipe's 4,000) before reading the correlations.")
+
+
 def describe(row: dict[str, Any]) -> dict[str, str]:
     """One-line descriptions of the corpus, tokenizer and recipe of a validation run."""
     corpus = json.loads(row["corpus_json"])
