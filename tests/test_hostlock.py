@@ -218,3 +218,20 @@ def test_a_cli_search_waits_for_the_host_and_says_so(tmp_path):
     assert proc.returncode == 0, out
     run = Store(db).runs()[0]
     assert run["status"] == "finished" and run["n_evaluated"] == 2 and run["message"] is None
+
+
+def test_a_waiter_is_told_which_process_holds_the_device(tmp_path):
+    lock = HostLock(directory=tmp_path, poll_s=0.01)
+    assert lock.holder() is None and lock.describe_holder() is None
+    proc = _python(HOLDER, str(tmp_path), "1", "60")
+    try:
+        deadline = time.time() + 30
+        while lock.waiting() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert lock.holder() == proc.pid
+        said = lock.describe_holder()
+        assert said.startswith(f"process {proc.pid} (") and "python" in said
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lock.holder() is None  # a dead holder's ticket does not count

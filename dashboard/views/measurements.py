@@ -17,7 +17,7 @@ from lts.decide.provenance import VarianceRule, history, provenance
 from lts.decide.remeasure import RemeasureRequest, job_keys, jobs, side_by_side, this_host_devices
 from lts.errors import LtsError
 from lts.explore import devices_table
-from lts.search.session import queue_position
+from lts.search.session import device_holder, queue_position
 from lts.team import guarded
 from team_page import can, current_user, limits, viewer_note
 from tables import data_table, highlighted
@@ -108,8 +108,9 @@ def job_status() -> None:
     for row in records(j[j["status"].isin(["queued", "running"])]):
         position = queue_position(row) if isinstance(row["message"], str) else None  # NaN from pandas otherwise
         if position is not None:
+            holder = device_holder()
             st.caption(f":material/hourglass_top: job `{row['job_id']}` queued (position {position}): waiting for "
-                       f"this host's measuring turn.")
+                       f"this host's measuring turn" + (f"; {holder} holds it now." if holder else "."))
     data_table(j[["job_id", "device_name", "status", "n_done", "n_archs", "message", "created_at"]])
     job = st.session_state.get("remeasure_job") or j["job_id"].iloc[0]
     keys = job_keys(s, job)

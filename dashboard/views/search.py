@@ -12,7 +12,7 @@ from lts.explore import active_runs, runs_table
 from lts.search.defaults import OBJECTIVES as DEFAULT_OBJECTIVES, default_population
 from lts.objectives import Constraints, objective_names
 from lts.search.strategies import STRATEGIES
-from lts.search.session import queue_position
+from lts.search.session import device_holder, queue_position
 from lts.space.config import parse_json
 from lts.space.ranges import SearchSpace
 from lts.surrogate.assist import SurrogateSettings
@@ -154,9 +154,14 @@ def live() -> None:
             waiting = f"queued (position {position}) · " if position is not None else ""
             st.progress(min(done, 1.0), text=f"{waiting}{row['n_evaluated']} / {row['budget'] or '∞'} evaluated · "
                                              f"frontier {row['frontier_size']} · hypervolume {hv}")
+            if position is None and row["status"] == "created" and not row["n_evaluated"]:
+                st.caption(":material/hourglass_top: starting: the search process and its measuring workers load "
+                           "torch before the first architecture (tens of seconds on a busy 2-core host).")
             if position is not None:
+                holder = device_holder()
                 st.caption(f":material/hourglass_top: queued (position {position}): waiting for the device, which "
-                           f"measures one architecture at a time for every search on it.")
+                           f"measures one architecture at a time for every search on this host"
+                           + (f"; {holder} holds it now." if holder else "."))
             if row["status"] != "cancelling" and can("cancel") and st.button("Cancel", key=f"cancel-{row['run_id']}"):
                 cancel_then_rerun(lambda run_id=row["run_id"]: guarded.cancel_search(current_user(), s, run_id))
     st.subheader("All runs")

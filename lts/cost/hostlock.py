@@ -124,6 +124,29 @@ class HostLock:
         finally:
             os.close(fd)
 
+    def holder(self) -> int | None:
+        """The pid that holds (or is next to take) this host's turn: the oldest live ticket's."""
+        if not self.queue_dir.is_dir():
+            return None
+        for ticket in sorted(os.listdir(self.queue_dir)):
+            if self._alive(ticket):
+                with contextlib.suppress(IndexError, ValueError):
+                    return int(ticket.split("-")[1])
+        return None
+
+    def describe_holder(self) -> str | None:
+        """"process 1234 (lts search --resume ab12...)": who the waiting jobs wait for, from /proc where
+        the host has it; None when nobody holds the device."""
+        pid = self.holder()
+        if pid is None:
+            return None
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        cmd = cmd if len(cmd) <= 80 else cmd[:77] + "..."
+        return f"process {pid}" + (f" ({cmd})" if cmd else "")
+
     def _position(self, mine: str) -> int:
         return sum(1 for t in sorted(os.listdir(self.queue_dir)) if t < mine and self._alive(t))
 

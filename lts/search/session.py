@@ -155,6 +155,14 @@ def queue_reporter(store: Store, run_id: str, check_every_s: float = 1.0) -> Wai
     return on_wait
 
 
+def device_holder() -> str | None:
+    """Who holds this host's measuring turn now ("process 1234 (lts measure ...)"), for a queued job's
+    note; None when the device is free."""
+    from lts.cost.hostlock import HostLock
+
+    return HostLock().describe_holder()
+
+
 def queue_position(run: Mapping[str, Any]) -> int | None:
     """The queue position a run's row shows (``None`` when it is not waiting for its device)."""
     message = run.get("message")
