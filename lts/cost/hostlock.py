@@ -86,6 +86,17 @@ def _open_shared(path: Path) -> int:
     return fd
 
 
+def _new_ticket() -> str:
+    """``<time_ns>-<pid>-<random>``: sorts by arrival (fixed-width time), names its writer, never collides."""
+    return f"{time.time_ns():020d}-{os.getpid():08d}-{uuid.uuid4().hex[:8]}"
+
+
+def _ticket_pid(ticket: str) -> int | None:
+    """The writer's pid from a :func:`_new_ticket` name; None for a file that is not a ticket."""
+    parts = ticket.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
 @dataclass(frozen=True)
 class HostLock:
     """The queue for one measuring resource of this host (``name``: ``measure`` for the machine)."""
@@ -130,8 +141,9 @@ class HostLock:
             return None
         for ticket in sorted(os.listdir(self.queue_dir)):
             if self._alive(ticket):
-                with contextlib.suppress(IndexError, ValueError):
-                    return int(ticket.split("-")[1])
+                pid = _ticket_pid(ticket)
+                if pid is not None:
+                    return pid
         return None
 
     def describe_holder(self) -> str | None:
@@ -163,7 +175,7 @@ class HostLock:
             return
         _make_shared_dir(self.directory)
         _make_shared_dir(self.queue_dir)
-        ticket = f"{time.time_ns():020d}-{os.getpid():08d}-{uuid.uuid4().hex[:8]}"
+        ticket = _new_ticket()
         ticket_path = self.queue_dir / ticket
         ticket_fd = os.open(ticket_path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
         lock_fd = -1

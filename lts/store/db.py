@@ -389,6 +389,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # A measurement row (measurements and measurement_history), as bundles carry it too. GENERATION_COLUMNS
 # are lts.cost.protocol.GENERATION_FIELDS, spelled out: importing lts.cost here adds 20 ms to every
 # start-up that opens a store (tests/test_workloads.py keeps the two equal).
+# A run's space: its space's name, or its family for runs stored before spaces had names.
+RUN_SPACE_SQL = "COALESCE(json_extract(r.space_json, '$.name'), r.family)"
 GENERATION_COLUMNS = ("prefill_ms", "decode_ms_per_token", "decode_p90_ms", "tokens_per_s")
 MEASUREMENT_FIELDS = ("arch_id", "device_id", "protocol", "latency_ms", "latency_cv", "repeats", "peak_memory_mb",
                       "infeasible", "seconds", "measured_at", *GENERATION_COLUMNS)
@@ -698,7 +700,7 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT r.*, d.name AS device_name, COALESCE(json_extract(r.space_json, '$.name'), r.family) AS space"
+            f"SELECT r.*, d.name AS device_name, {RUN_SPACE_SQL} AS space"
             " FROM runs r LEFT JOIN devices d USING (device_id) ORDER BY r.created_at DESC"
         )
 

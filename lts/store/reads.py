@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lts.store.db import Store
+from lts.store.db import RUN_SPACE_SQL, Store
 
 
 def _ph(values: Sequence[object]) -> str:
@@ -105,8 +105,8 @@ def device_points_frame(store: Store, device_id: str, protocol: str) -> Any:
 
 def device_space_members(store: Store, device_id: str) -> dict[str, list[str]]:
     """{space name: architectures that runs measured on this device evaluated in that space}."""
-    rows = store.query("""
-        SELECT DISTINCT COALESCE(json_extract(r.space_json, '$.name'), r.family) AS space, m.arch_id
+    rows = store.query(f"""
+        SELECT DISTINCT {RUN_SPACE_SQL} AS space, m.arch_id
         FROM runs r JOIN run_members m USING (run_id) WHERE r.device_id = ?""", (device_id,))
     out: dict[str, list[str]] = {}
     for r in rows:
