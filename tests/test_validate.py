@@ -6,6 +6,7 @@ import json
 import math
 import random
 import sqlite3
+import warnings
 
 import numpy as np
 import pytest
@@ -385,15 +386,21 @@ def test_a_local_ray_cluster_gives_the_same_numbers(corpus_dir, tmp_path):
 
 
 def test_vectorised_bootstrap_statistics_equal_scipy():
-    from lts.validate.correlations import _kendall_rows, _spearman_rows
+    from lts.validate.correlations import _kendall_resamples, _resample_counts, _spearman_resamples
 
     rng = np.random.default_rng(3)
-    x = rng.integers(0, 6, size=(40, 9)).astype(float)  # many ties, as in bootstrap resamples
-    y = rng.integers(0, 6, size=(40, 9)).astype(float)
-    want_s = [stats.spearmanr(a, b).statistic for a, b in zip(x, y)]
-    want_k = [stats.kendalltau(a, b).statistic for a, b in zip(x, y)]
-    assert np.allclose(_spearman_rows(x, y), want_s, equal_nan=True)
-    assert np.allclose(_kendall_rows(x, y), want_k, equal_nan=True)
+    # from how often each row is drawn, equal to scipy on the drawn rows: ties and constant draws too
+    for n in (2, 3, 9, 30):
+        x0, y0 = rng.integers(0, 4, size=n).astype(float), rng.integers(0, 4, size=n).astype(float)
+        idx = rng.integers(0, n, size=(300, n))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns on a constant draw, and says NaN
+            want_s = [stats.spearmanr(x0[i], y0[i]).statistic for i in idx]
+            want_k = [stats.kendalltau(x0[i], y0[i]).statistic for i in idx]
+        counts = _resample_counts(idx, n)
+        assert (counts.sum(axis=1) == n).all()
+        assert np.allclose(_spearman_resamples(x0, y0, counts), want_s, equal_nan=True)
+        assert np.allclose(_kendall_resamples(x0, y0, counts), want_k, equal_nan=True)
 
 
 def test_projections_start_at_unit_gain_and_nothing_else_changes():

@@ -160,8 +160,18 @@ for name, text in own.describe(row).items():
 if row["message"]:
     st.caption(f"**status**: {row['status']} · {row['message']}")
 
-frame = own.results_frame(s, vid)
-corr = own.correlation_frame(s, vid)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def correlations(rows: list[dict], proxies: list[str]) -> tuple:
+    # keyed on the rows themselves: a finished architecture or a proxy added later gives new figures,
+    # and a rerun (every widget, every job tick) does not redo 2,000 bootstrap resamples per checkpoint
+    return own.correlation_frames(rows, proxies)
+
+
+result_rows = own.result_rows(s, vid)
+frame = own.results_frame(s, vid, result_rows)
+corr, curve = correlations(result_rows, own.proxy_columns(s))
 if warning := own.untrained_warning(frame):
     st.warning(warning)
 done = int((frame["status"] == "done").sum()) if not frame.empty else 0
@@ -178,7 +188,6 @@ else:
                 st.caption(f"95% CI [{c['spearman_lo']:+.3f}, {c['spearman_hi']:+.3f}] · Kendall "
                            f"{c['kendall']:+.3f} [{c['kendall_lo']:+.3f}, {c['kendall_hi']:+.3f}]")
     data_table(corr, key="own_correlations")
-    curve = own.curve_frame(s, vid)
     if not curve.empty:
         st.plotly_chart(validation_charts.curve(curve), key="own_curve")
         st.caption("Each checkpoint ranks the held-out perplexity the models had after that many training tokens "

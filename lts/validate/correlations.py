@@ -40,34 +40,49 @@ def proxy_columns(store: Store) -> list[str]:
             if name not in NOT_PROXIES and any(t in kind.upper() for t in numeric)]
 
 
-def _rank_rows(a: np.ndarray) -> np.ndarray:
-    return stats.rankdata(a, axis=1)
+def _resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each of the ``n`` rows appears in each resample: (resamples, n)."""
+    offsets = (np.arange(idx.shape[0]) * n)[:, None]
+    return np.bincount((idx + offsets).ravel(), minlength=idx.shape[0] * n).reshape(idx.shape[0], n).astype(float)
 
 
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman of each row pair (vectorised); NaN where a row is constant."""
-    rx, ry = _rank_rows(x), _rank_rows(y)
-    rx = rx - rx.mean(axis=1, keepdims=True)
-    ry = ry - ry.mean(axis=1, keepdims=True)
-    den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+def _spearman_resamples(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Spearman (average ranks for ties, as scipy) of every bootstrap resample; NaN where one is constant.
+
+    In a resample drawing row v c_v times, every copy of row u has the average rank
+    Σ_{x_v < x_u} c_v + (Σ_{x_v = x_u} c_v + 1) / 2, so the ranks come from two matrix products and
+    Spearman is the count-weighted Pearson of them: no per-resample sort.
+    """
+    def ranks(a: np.ndarray) -> np.ndarray:
+        below, equal = (a[None, :] < a[:, None]).astype(float), (a[None, :] == a[:, None]).astype(float)
+        return counts @ below.T + (counts @ equal.T + 1.0) / 2.0
+
+    rx, ry = ranks(x), ranks(y)
+    total = counts.sum(axis=1, keepdims=True)
+    rx = rx - (counts * rx).sum(axis=1, keepdims=True) / total
+    ry = ry - (counts * ry).sum(axis=1, keepdims=True) / total
+    den = np.sqrt((counts * rx * rx).sum(axis=1) * (counts * ry * ry).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+        return np.where(den > 1e-9 * total[:, 0] ** 3, (counts * rx * ry).sum(axis=1) / den, np.nan)
 
 
-def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair (vectorised, as scipy's default); NaN where a row is constant."""
-    n = x.shape[1]
-    iu = np.triu_indices(n, k=1)
-    out = np.empty(x.shape[0])
-    step = max(1, 4_000_000 // max(1, n * n))  # bounded memory for long rows
-    for a in range(0, x.shape[0], step):
-        xs, ys = x[a:a + step], y[a:a + step]
-        dx = np.sign(xs[:, :, None] - xs[:, None, :])[:, iu[0], iu[1]]
-        dy = np.sign(ys[:, :, None] - ys[:, None, :])[:, iu[0], iu[1]]
-        den = np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[a:a + step] = np.where(den > 0, (dx * dy).sum(axis=1) / den, np.nan)
-    return out
+def _kendall_resamples(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b (as scipy's default) of every bootstrap resample of (x, y); NaN where one is constant.
+
+    A resample drawing row u c_u times has, over its pairs of positions, sum sign(dx)·sign(dy) =
+    ½·cᵀ(Sx∘Sy)c with S the n×n sign matrices of the original rows (a pair of copies of one row is a
+    tie in both, and the diagonal of S is 0), and likewise the tie-corrected denominators. So every
+    resample costs a matrix product over the n rows instead of its n² pairs: 2,000 resamples of 100
+    architectures in milliseconds rather than half a second, the same figures to rounding.
+    """
+    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+
+    def quad(m: np.ndarray) -> np.ndarray:
+        return ((counts @ m) * counts).sum(axis=1)
+
+    num, den = quad(sx * sy), np.sqrt(quad(sx * sx) * quad(sy * sy))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
 
 
 def _interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
@@ -111,9 +126,9 @@ def correlate(
                 # resamples, so their intervals are comparable.
                 rng = np.random.default_rng(bootstrap.seed)
                 idx = rng.integers(0, row["n"], size=(bootstrap.n_resamples, row["n"]))
-                xb, yb = x[idx], y[idx]
-                row["spearman_lo"], row["spearman_hi"] = _interval(_spearman_rows(xb, yb), bootstrap.confidence)
-                row["kendall_lo"], row["kendall_hi"] = _interval(_kendall_rows(xb, yb), bootstrap.confidence)
+                counts = _resample_counts(idx, row["n"])
+                row["spearman_lo"], row["spearman_hi"] = _interval(_spearman_resamples(x, y, counts), bootstrap.confidence)
+                row["kendall_lo"], row["kendall_hi"] = _interval(_kendall_resamples(x, y, counts), bootstrap.confidence)
         out.append(row)
     return out
 

@@ -19,7 +19,7 @@ import pandas as pd
 from lts.errors import LtsError
 from lts.store.db import Store
 from lts.store.validations import kept_weights
-from lts.validate.correlations import BootstrapSettings, correlate, proxy_columns, validation_curve
+from lts.validate.correlations import BootstrapSettings, correlate, curve_correlations, proxy_columns
 from lts.validate.defaults import DEFAULT_SAMPLING, N_ARCHS, WORKERS, default_warmup
 from lts.validate.session import (ACTIVE, ValidationSettings, create_validation, default_cache_dir, has_tables,
                                   list_validations, result_rows, start_background)
@@ -64,23 +64,22 @@ def active(store: Store) -> list[dict[str, Any]]:
     return [r for r in runs(store) if r["status"] in ACTIVE]
 
 
-def results_frame(store: Store, validation_id: str) -> pd.DataFrame:
+def results_frame(store: Store, validation_id: str, rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The per-architecture table (``rows``: :func:`~lts.validate.session.result_rows`, read here if None)."""
     kept = kept_weights(store, validation_id)
-    rows = [{**r, "weights_mb": round(kept[r["arch_id"]] / 1e6, 2) if r["arch_id"] in kept else None}
-            for r in result_rows(store, validation_id)]
+    rows = result_rows(store, validation_id) if rows is None else rows
+    rows = [{**r, "weights_mb": round(kept[r["arch_id"]] / 1e6, 2) if r["arch_id"] in kept else None} for r in rows]
     cols = [c for c in TABLE_COLUMNS if not rows or c in rows[0]] + (["weights_mb"] if kept else [])
     extra = [p for p in proxy_columns(store) if p not in cols]
     return pd.DataFrame(rows, columns=cols + extra)
 
 
-def correlation_frame(store: Store, validation_id: str, bootstrap: BootstrapSettings = BootstrapSettings()) -> pd.DataFrame:
-    rows = [r for r in result_rows(store, validation_id) if r["status"] == "done"]
-    return pd.DataFrame(correlate(rows, proxy_columns(store), bootstrap))
-
-
-def curve_frame(store: Store, validation_id: str, bootstrap: BootstrapSettings = BootstrapSettings()) -> pd.DataFrame:
-    """Spearman/Kendall of every proxy at each checkpoint (empty for a run recorded without curves)."""
-    return pd.DataFrame(validation_curve(store, validation_id, bootstrap))
+def correlation_frames(rows: list[dict[str, Any]], proxies: list[str],
+                       bootstrap: BootstrapSettings = BootstrapSettings()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every proxy's correlation over the finished architectures, the same at each checkpoint) of one
+    validation's result rows: a pure function of them, so the dashboard caches it on the rows."""
+    done = [r for r in rows if r["status"] == "done"]
+    return pd.DataFrame(correlate(done, proxies, bootstrap)), pd.DataFrame(curve_correlations(rows, proxies, bootstrap))
 
 
 UNTRAINED_PPL = 300.0  # a BPE model this far from its corpus has learned little beyond token frequencies
