@@ -279,3 +279,29 @@ def selected_ids(event) -> list[str]:
             out.append(cd[0] if isinstance(cd, (list, tuple)) else cd)
     return list(dict.fromkeys(out))
 
+
+WORST = 50  # held-out points with the largest errors, always drawn
+
+
+def heldout_scatter(pts: pd.DataFrame, objective: str, unit: str,
+                    background: int = BACKGROUND) -> tuple[go.Figure, int]:
+    """A surrogate's predicted against measured on its held-out architectures, with a ±10% band and
+    ±1 predicted SD error bars; returns (figure, points drawn). A surrogate fitted on 200 of 50,000
+    measurements holds out 49,800: drawn as SVG with error bars that took 14 s per page view, so the
+    worst ``WORST`` go exactly and the rest is a seeded sample."""
+    worst = pts["error_pct"].abs().rank(method="first", ascending=False) <= WORST
+    shown = bounded_sample(pts.assign(source="held out"), background, keep=worst.to_numpy())
+    lo = float(min(pts["measured"].min(), pts["predicted"].min()))
+    hi = float(max(pts["measured"].max(), pts["predicted"].max()))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[lo * 1.1, hi * 1.1, hi * 0.9, lo * 0.9], fill="toself",
+                             mode="lines", fillcolor="rgba(99,110,250,0.12)", line={"width": 0}, name="±10%",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dash", "color": "grey"}, name="exact"))
+    fig.add_trace(go.Scatter(x=shown["measured"], y=shown["predicted"], mode="markers", name="held out",
+                             error_y={"type": "data", "array": shown["std"], "thickness": 1, "width": 0},
+                             text=shown["arch_id"], hovertemplate=f"%{{text}}<br>measured %{{x:,.2f}} {unit}"
+                                                                  f"<br>predicted %{{y:,.2f}} {unit}<extra></extra>"))
+    fig.update_layout(xaxis_title=f"measured {objective} ({unit})", yaxis_title=f"predicted {objective} ({unit})",
+                      height=480)
+    return fig, len(shown)

@@ -567,6 +567,30 @@ def test_every_source_has_one_solid_legend_item_even_when_all_its_points_are_on_
     assert fig["layout"].get("dragmode") is None  # one drag behaviour on every selecting chart
 
 
+def test_a_surrogate_holding_out_50000_points_draws_a_bounded_sample_with_its_worst_errors():
+    import sys
+
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(APP).parent))
+    from charts import BACKGROUND, WORST, heldout_scatter
+
+    rng = np.random.default_rng(0)
+    measured = rng.uniform(1, 100, 50_000)
+    predicted = measured * rng.lognormal(0, 0.05, measured.size)
+    pts = pd.DataFrame({"arch_id": [f"a{i}" for i in range(measured.size)], "measured": measured,
+                        "predicted": predicted, "std": 0.05 * predicted,
+                        "error_pct": (predicted - measured) / measured * 100})
+    fig, drawn = heldout_scatter(pts, "latency", "ms")
+    held = fig.data[-1]
+    assert drawn == len(held.x) == BACKGROUND + WORST
+    worst = pts.loc[pts["error_pct"].abs().nlargest(WORST).index, "arch_id"]
+    assert set(worst) <= set(held.text)
+    small = pts.head(300)
+    assert heldout_scatter(small, "latency", "ms")[1] == 300  # a small hold-out is drawn whole
+
+
 def test_architecture_compare_with_leaves_out_the_one_shown(monkeypatch, seeded):
     at = page(monkeypatch, seeded[0], "views/architecture.py")
     shown = at.query_params["arch"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
+from charts import WORST, heldout_scatter
 from common import store
 
 from lts.errors import LtsError
@@ -72,20 +73,12 @@ unit = "ms" if chosen["objective"] == "latency" else "MB"
 if pts.empty:
     st.caption("Every measured architecture of this device was used for training: nothing held out to plot.")
 else:
-    lo, hi = float(min(pts["measured"].min(), pts["predicted"].min())), float(max(pts["measured"].max(), pts["predicted"].max()))
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[lo * 1.1, hi * 1.1, hi * 0.9, lo * 0.9], fill="toself",
-                             mode="lines", fillcolor="rgba(99,110,250,0.12)", line={"width": 0}, name="±10%",
-                             hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dash", "color": "grey"}, name="exact"))
-    fig.add_trace(go.Scatter(x=pts["measured"], y=pts["predicted"], mode="markers", name="held out",
-                             error_y={"type": "data", "array": pts["std"], "thickness": 1, "width": 0},
-                             text=pts["arch_id"], hovertemplate="%{text}<br>measured %{x:.2f}<br>predicted %{y:.2f}"))
-    fig.update_layout(xaxis_title=f"measured {chosen['objective']} ({unit})",
-                      yaxis_title=f"predicted {chosen['objective']} ({unit})", height=480)
+    fig, drawn = heldout_scatter(pts, chosen["objective"], unit)
     st.plotly_chart(fig, key="surrogate_scatter")
     within = float((pts["error_pct"].abs() <= 10).mean() * 100)
-    st.caption(f"{len(pts)} held-out architectures · {within:.1f}% within ±10% · worst {pts['error_pct'].abs().max():.1f}%")
+    st.caption(f"{len(pts):,} held-out architectures · {within:.1f}% within ±10% · worst "
+               f"{pts['error_pct'].abs().max():.1f}%" + ("" if drawn == len(pts) else
+               f" · drawn: {drawn:,} (the {WORST:,} worst and a seeded sample of the rest; the figures are over all)"))
 
 runs = assisted_runs(s)
 if runs:
