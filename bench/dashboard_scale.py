@@ -13,8 +13,10 @@ drives Debian's Chromium (Playwright, headless). Per page:
 * **warm**: the median of ``--repeats`` reloads in that context (warm server and browser).
 
 The clock runs from navigation to the moment the page's chart has drawn its front (the SVG line of
-a front or of a curve, the marker layer, or the heatmap) and the script has finished. Target:
-under 2 s per page at 50,000 on a warm server and browser. Screenshots of every page at the
+a front or of a curve, the marker layer, or the heatmap) and the script has finished. Targets, on
+every page at 50,000: under 2 s warm and under 3 s on a first visit (the table marks each over).
+Besides the seeded runs, the database holds a finished 40-model validation run with learning curves
+and a cost surrogate fitted on 200 of the first device's measurements (49,800 held out). Screenshots of every page at the
 largest size go to ``--shots``. Costs are a deterministic model with seeded noise: this benchmark is
 about the dashboard, not about a device.
 """
@@ -46,6 +48,7 @@ from lts.space.ranges import SearchSpace  # noqa: E402
 from lts.store.db import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+TARGET_WARM_S, TARGET_FIRST_S = 2.0, 3.0  # every page, at 3 x 50,000 architectures
 PROTOCOL = "torch-cpu-b1-sdefault-t1"
 LINE = ".js-plotly-plot .scatterlayer .js-line"
 # url path, heading, what "drawn" means on that page
@@ -56,9 +59,14 @@ PAGES = [
     ("quality", "Front quality", LINE),
     ("measurements", "Measurements", ".js-plotly-plot .scatterlayer .points path"),
     ("architecture", "Architecture", ".js-plotly-plot .heatmaplayer .hm"),
+    ("surrogates", "Cost surrogates", ".js-plotly-plot .scatterlayer .points path"),
+    ("validation", "Validation", ".js-plotly-plot .scatterlayer .points path"),
+    ("darts", "DARTS search", None),
     ("search", "Search", None),
     ("data", "Data", None),
+    ("audit", "Audit", None),
 ]
+VALIDATION_ARCHS, CHECKPOINTS = 40, 8  # a large own validation run: 40 models, a held-out loss every 500 steps
 DEVICES = [
     {"name": "laptop-cpu", "kind": "cpu", "cpu_model": "synthetic x86 (4 cores)", "cores": 4, "gpu": None},
     {"name": "arm-edge", "kind": "cpu", "cpu_model": "synthetic ARM (8 cores)", "cores": 8, "gpu": None},
@@ -144,6 +152,46 @@ def seed(path: Path, n: int) -> None:
                     " VALUES (?,?,?,?,?,?)",
                     [(run_id, cfgs[i].arch_id, j, j // 10, 1, int(front[i])) for j, i in enumerate(ord_)])
     store.close()
+
+
+def seed_extras(path: Path) -> None:
+    """Once per database: a finished validation run of VALIDATION_ARCHS architectures with learning
+    curves (perplexity falling with decoder params, with noise) and a cost surrogate of the first device
+    fitted on 200 of its measurements (every other one held out: the Cost surrogates page's scatter)."""
+    from lts.store import validations
+    from lts.space.config import config_from_dict
+    from lts.surrogate.fit import fit_surrogate
+    from lts.validate.recipe import RECIPES
+
+    store = Store(path)
+    try:
+        if not validations.has_tables(store) or not validations.list_all(store):
+            rows = store.query("SELECT config_json FROM architectures ORDER BY arch_id LIMIT ?", (VALIDATION_ARCHS,))
+            cfgs = [config_from_dict(json.loads(r["config_json"])) for r in rows]
+            corpus = {"source": "builtin:austen", "documents": ["synthetic"] * 6, "bytes": 4_000_000,
+                      "valid_fraction": 0.1, "sha256": "0" * 64}
+            tokenizer = {"kind": "bpe", "vocab_size": 4096, "train_tokens": 960_000, "valid_tokens": 107_000,
+                         "bytes_per_token": 3.8}
+            validations.insert(store, validations.NewValidation(
+                "scale-val", "gpt2", {"family": "gpt2"}, corpus, tokenizer, RECIPES["lts-v2"].to_dict(), 0, None),
+                [(c, None) for c in cfgs])
+            rng = np.random.default_rng(7)
+            for i, c in enumerate(cfgs):
+                final = 6.0 - 0.25 * np.log(decoder_params(c)) + rng.normal(0, 0.05)
+                curve = [{"step": 500 * k, "tokens": 500 * k * 16 * 192,
+                          "valid_loss": float(final + 1.5 / k + rng.normal(0, 0.03))} for k in range(1, CHECKPOINTS + 1)]
+                validations.record_result(store, "scale-val", c.arch_id, {
+                    "valid_ppl": float(np.exp(curve[-1]["valid_loss"])), "valid_loss": curve[-1]["valid_loss"],
+                    "train_loss": curve[-1]["valid_loss"] - 0.1, "wall_seconds": 600.0, "tokens_per_second": 17000.0,
+                    "curve": curve}, None, 600.0 * (i + 1))
+            with store.write() as conn:
+                conn.execute("UPDATE validation_runs SET status = 'finished' WHERE validation_id = 'scale-val'")
+        if not store.query("SELECT 1 FROM sqlite_master WHERE name = 'surrogates'") or \
+                not store.query("SELECT 1 FROM surrogates LIMIT 1"):
+            device_id = hashlib.sha256(DEVICES[0]["name"].encode()).hexdigest()[:16]
+            fit_surrogate(store, device_id, PROTOCOL, "latency", n_train=200, kinds=("gbm",))
+    finally:
+        store.close()
 
 
 def free_port() -> int:
@@ -259,6 +307,7 @@ def bench_size(browser, n: int, repeats: int, shots: Path | None, max_size: int)
     db = Path(f"/tmp/lts-scale-{n}.db")
     t0 = time.perf_counter()
     seed(db, n)
+    seed_extras(db)
     print(f"\n{n:,} architectures x {len(DEVICES)} devices: database ready in {time.perf_counter() - t0:.0f} s "
           f"({db.stat().st_size / 2**20:.0f} MB)", flush=True)
     proc, url = serve(db)
@@ -351,11 +400,17 @@ def main() -> None:
         cells = []
         for n in args.sizes:
             r = next(r for r in rows if r["n"] == n and r["page"] == heading)
-            cells.append(f"{r['first_visit_s']:.2f} | {r['warm_s']:.2f}")
+            cells.append(f"{r['first_visit_s']:.2f}{'' if r['first_visit_s'] < TARGET_FIRST_S else ' (over)'} | "
+                         f"{r['warm_s']:.2f}{'' if r['warm_s'] < TARGET_WARM_S else ' (over)'}")
         print(f"| {heading} | " + " | ".join(cells) + " |")
     print("| Streamlit + Plotly alone (before / after) | " + " | ".join(
         f"{base['first_visit_s']:.2f} / {base_after['first_visit_s']:.2f} | {base['warm_s']:.2f} / {base_after['warm_s']:.2f}"
         for _ in args.sizes) + " |")
+    last = [r for r in rows if r["n"] == max(args.sizes)]
+    print(f"\ntargets at {max(args.sizes):,}: warm under {TARGET_WARM_S:.0f} s on "
+          f"{sum(r['warm_s'] < TARGET_WARM_S for r in last)} of {len(last)} pages, first visit under "
+          f"{TARGET_FIRST_S:.0f} s on {sum(r['first_visit_s'] < TARGET_FIRST_S for r in last)} of {len(last)} "
+          f"(Streamlit + Plotly alone: first visit {base['first_visit_s']:.2f} s, warm {base['warm_s']:.2f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows + [base, base_after], indent=2))
 

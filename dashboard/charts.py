@@ -24,7 +24,7 @@ from lts.explore import front_2d
 
 AXIS = {"latency_ms": "latency (ms)", "peak_memory_mb": "peak memory (MB)", "decoder_params": "decoder parameters"}
 COLOURS = qualitative.Plotly + qualitative.Dark24
-BACKGROUND = 2000  # sampled background points per chart, shared between its sources
+BACKGROUND = 1000  # sampled background points per chart, shared between its sources
 GL_ABOVE = 2500  # traces with more points than this use WebGL
 SELECTED = {"size": 17, "symbol": "circle-open", "color": "black", "line": {"width": 2.5}}
 

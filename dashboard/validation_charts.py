@@ -64,9 +64,13 @@ def flexibert_frame(result: Any) -> pd.DataFrame:
     return pd.DataFrame(result.rows, columns=FLEXIBERT_COLUMNS)
 
 
-def flexibert_scatter(result: Any, proxy: str) -> dict[str, Any]:
-    """A Vega-Lite spec: ``proxy`` (x, log scale when it spans positive decades) against GLUE (y),
-    one point per architecture, its id and layers in the tooltip; Spearman/Kendall in the title."""
+def flexibert_scatter(result: Any, proxy: str) -> Any:
+    """``proxy`` (x, log scale when it spans positive decades) against GLUE (y), one point per
+    architecture, its id and layers in the hover; Spearman/Kendall in the title. Plotly like every other
+    chart of the page (it was Vega-Lite: a second charting library for the browser to fetch and compile
+    on a first visit, for one chart)."""
+    import plotly.graph_objects as go
+
     from lts.flexibert.benchmark import scatter_points
 
     points = scatter_points(result, proxy)
@@ -76,17 +80,13 @@ def flexibert_scatter(result: Any, proxy: str) -> dict[str, Any]:
         title = f"{proxy} · Spearman {row['spearman']:+.3f} · Kendall {row['kendall']:+.3f} · n {row['n']}"
     values = [p["value"] for p in points]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
-    return {
-        "data": {"values": points},
-        "title": title,
-        "mark": {"type": "point", "filled": True, "opacity": 0.6},
-        "encoding": {
-            "x": {"field": "value", "type": "quantitative", "title": proxy,
-                  "scale": {"type": "log"} if log else {"zero": False}},
-            "y": {"field": "glue", "type": "quantitative", "title": "GLUE score", "scale": {"zero": False}},
-            "tooltip": [{"field": "id", "type": "quantitative"}, {"field": "glue", "type": "quantitative"},
-                        {"field": "value", "type": "quantitative", "title": proxy},
-                        {"field": "describe", "type": "nominal", "title": "architecture"}],
-        },
-        "height": 360,
-    }
+    fig = go.Figure(go.Scatter(
+        x=values, y=[p["glue"] for p in points], mode="markers", marker={"opacity": 0.6}, name=proxy,
+        customdata=[[p["id"], p["describe"]] for p in points],
+        hovertemplate="architecture %{customdata[0]}: %{customdata[1]}<br>" + proxy + " %{x:,.4g}"
+                      "<br>GLUE %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis_title=proxy, yaxis_title="GLUE score")
+    if log:
+        fig.update_xaxes(**log_axis())
+    return fig

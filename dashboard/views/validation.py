@@ -73,7 +73,7 @@ if fb is None:
 else:
     data_table(validation_charts.flexibert_frame(fb), key="flexibert_table")
     fb_proxy = st.selectbox("Proxy against GLUE", scatter_proxies(fb), key="flexibert_proxy")
-    st.vega_lite_chart(spec=validation_charts.flexibert_scatter(fb, fb_proxy), width="stretch", key="flexibert_scatter")
+    st.plotly_chart(validation_charts.flexibert_scatter(fb, fb_proxy), key="flexibert_scatter")
 
 st.subheader("Own validation runs")
 st.caption("Architectures trained on a real corpus with one fixed recipe: how well does each proxy rank them?")
