@@ -361,3 +361,72 @@ def test_a_validation_that_finishes_appears_without_a_reload(browser, tmp_path):
     finally:
         s.close()
         stop(proc)
+
+
+COLOUR_OF = """([name]) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const got = new Set(gd._fullData.filter(d => d.name === name || d.name === name + ' front'
+                                          || d.name === 'feasible 2-D front')
+                                   .map(d => (d.line && d.mode && d.mode.includes('lines')) ? d.line.color : d.marker.color));
+  return [...got];
+}"""
+
+
+def test_a_device_has_the_same_colour_on_compare_and_on_pick(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(server[0])
+    page.get_by_role("heading", name="Search").wait_for(timeout=30_000)
+    open_page(page, "Pick under constraints")
+    # the second device of Compare's legend: a colour by position would differ between the pages
+    box = page.get_by_role("combobox", name="Device").first
+    box.click()
+    page.get_by_role("option", name="slower-device").first.click()
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"Device\"]').value.startsWith('slower')",
+                           timeout=30_000)
+    wait_idle(page)
+    page.locator(".js-plotly-plot .scatterlayer .trace .points path").first.wait_for(timeout=30_000)
+    device = box.input_value().split(" (")[0]  # "slower-device (fa4edead)"
+    on_pick = page.evaluate(COLOUR_OF, [device])
+    open_page(page, "Compare devices")
+    page.wait_for_function("(n) => document.querySelector('.js-plotly-plot')._fullData.some(d => d.name === n + ' front')",
+                           arg=device, timeout=30_000)
+    on_compare = page.evaluate("""([name]) => [...new Set(document.querySelector('.js-plotly-plot')._fullData
+        .filter(d => d.name === name + ' front').map(d => d.line.color))]""", [device])
+    assert len(on_pick) == 1 and on_pick == on_compare, (device, on_pick, on_compare)
+
+
+def test_two_running_searches_show_side_by_side_and_each_cancels(browser, tmp_path):
+    from conftest import small_space
+    from helpers import FAKE_DEVICE
+    from lts.search.runner import SearchSettings, create_run
+    from lts.store.db import Store
+
+    db = tmp_path / "live.db"
+    s = Store(db)
+    runs = []
+    for budget in (10, 20):
+        run_id = create_run(s, SearchSettings(space=small_space("gpt2"), budget=budget), FAKE_DEVICE, "fake-b1")
+        with s.write() as conn:  # alive: this test's process stands in for each search's process
+            conn.execute("UPDATE runs SET status = 'running', pid = ?, n_evaluated = ?, updated_at = ? WHERE run_id = ?",
+                         (os.getpid(), budget // 2, time.time(), run_id))
+        runs.append(run_id)
+    proc, url = start_streamlit(db, tmp_path / "no-secrets.toml")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("heading", name="Running (2)").wait_for(timeout=30_000)
+        wait_idle(page)
+        for run_id in runs:
+            page.get_by_text(run_id).first.wait_for(timeout=10_000)
+        cancel = page.get_by_role("button", name="Cancel")
+        assert cancel.count() == 2
+        page.screenshot(path=str(SHOTS / "two_searches.png"), full_page=True)
+        cancel.first.click()
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(s.run(r)["status"] == "cancelling" for r in runs):
+            time.sleep(0.3)
+        assert sorted(s.run(r)["status"] for r in runs) == ["cancelling", "running"]
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        s.close()
+        stop(proc)
