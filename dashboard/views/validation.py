@@ -161,7 +161,6 @@ if row["message"]:
     st.caption(f"**status**: {row['status']} · {row['message']}")
 
 
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def correlations(rows: list[dict], proxies: list[str]) -> tuple:
     # keyed on the rows themselves: a finished architecture or a proxy added later gives new figures,
