@@ -61,7 +61,7 @@ def test_a_finished_validation_shows_scatters_correlations_and_the_table(monkeyp
     pick = [sb for sb in at.selectbox if sb.label == "Validation run"][0]
     assert pick.value == vid
     charts = at.get("plotly_chart")
-    assert len(charts) == 1 + 3  # the published-models scatter, then one per proxy
+    assert len(charts) == 2 + 3  # the published-models and FlexiBERT scatters, then one per proxy
     s = Store(db)
     want = {r["proxy"]: r for r in validation_correlations(s, vid)}
     shown = {m.label.split(" · ")[1]: m.value for m in at.metric if m.label.startswith("Spearman · ")}
@@ -123,7 +123,7 @@ def test_a_run_with_checkpoints_shows_the_spearman_vs_tokens_curve(monkeypatch, 
     at = page(monkeypatch, db)
     assert not at.error, [e.value for e in at.error]
     charts = at.get("plotly_chart")
-    assert len(charts) == 1 + 3 + 1  # published scatter, one per proxy, and the learning curve
+    assert len(charts) == 2 + 3 + 1  # published and FlexiBERT scatters, one per proxy, the learning curve
     fig = json.loads(charts[-1].proto.spec)
     lines = {t["name"]: t for t in fig["data"] if t.get("mode") == "lines+markers"}
     want = validation_curve(s, vid)
