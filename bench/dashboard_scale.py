@@ -159,6 +159,7 @@ def seed_extras(path: Path) -> None:
     curves (perplexity falling with decoder params, with noise) and a cost surrogate of the first device
     fitted on 200 of its measurements (every other one held out: the Cost surrogates page's scatter)."""
     from lts.store import validations
+    from lts.store.reads import has_table
     from lts.space.config import config_from_dict
     from lts.surrogate.fit import fit_surrogate
     from lts.validate.recipe import RECIPES
@@ -186,8 +187,7 @@ def seed_extras(path: Path) -> None:
                     "curve": curve}, None, 600.0 * (i + 1))
             with store.write() as conn:
                 conn.execute("UPDATE validation_runs SET status = 'finished' WHERE validation_id = 'scale-val'")
-        if not store.query("SELECT 1 FROM sqlite_master WHERE name = 'surrogates'") or \
-                not store.query("SELECT 1 FROM surrogates LIMIT 1"):
+        if not has_table(store, "surrogates") or not store.query("SELECT 1 FROM surrogates LIMIT 1"):
             device_id = hashlib.sha256(DEVICES[0]["name"].encode()).hexdigest()[:16]
             fit_surrogate(store, device_id, PROTOCOL, "latency", n_train=200, kinds=("gbm",))
     finally:

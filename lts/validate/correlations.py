@@ -110,6 +110,7 @@ def correlate(
     rows = [r for r in rows if r.get("valid_ppl") is not None and np.isfinite(r["valid_ppl"])]
     ppl = np.array([r["valid_ppl"] for r in rows], dtype=float)
     out = []
+    counts_of: dict[int, np.ndarray] = {}  # resample counts per row count: proxies on the same rows share them
     for proxy in proxies:
         values = np.array([float(r[proxy]) if r.get(proxy) is not None else np.nan for r in rows], dtype=float)
         keep = np.isfinite(values)
@@ -124,9 +125,11 @@ def correlate(
             if bootstrap.n_resamples:
                 # The same seed for every proxy: proxies defined on the same rows get the same
                 # resamples, so their intervals are comparable.
-                rng = np.random.default_rng(bootstrap.seed)
-                idx = rng.integers(0, row["n"], size=(bootstrap.n_resamples, row["n"]))
-                counts = _resample_counts(idx, row["n"])
+                if row["n"] not in counts_of:
+                    rng = np.random.default_rng(bootstrap.seed)
+                    idx = rng.integers(0, row["n"], size=(bootstrap.n_resamples, row["n"]))
+                    counts_of[row["n"]] = _resample_counts(idx, row["n"])
+                counts = counts_of[row["n"]]
                 row["spearman_lo"], row["spearman_hi"] = _interval(_spearman_resamples(x, y, counts), bootstrap.confidence)
                 row["kendall_lo"], row["kendall_hi"] = _interval(_kendall_resamples(x, y, counts), bootstrap.confidence)
         out.append(row)
